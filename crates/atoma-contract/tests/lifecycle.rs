@@ -69,7 +69,11 @@ fn consensus(n: u8, probability: u64, k: u64) -> Consensus {
         w.subscribe(owner, node, task, 1_000, 1_000);
     }
     let oracle = w.register_model_node(addr(30));
-    w.admin_ok(AdminOp::AddModelEchelonOracleNode { model_name: MODEL.into(), echelon: EchelonId(1), node: oracle });
+    w.admin_ok(AdminOp::AddModelEchelonOracleNode {
+        model_name: MODEL.into(),
+        echelon: EchelonId(1),
+        node: oracle,
+    });
     Consensus { w, task, oracle }
 }
 
@@ -157,7 +161,10 @@ fn attester_disagrees_and_the_oracle_sides_with_the_selected_node() {
     };
     let events = w.ok(w.node_owner(liar), call);
     assert_eq!(names(&events), ["NewStackSettlementAttestationEvent", "StackAttestationDisputeEvent"]);
-    assert_eq!(w.err(operator, Call::ClaimFunds { node, stacks: vec![stack] }), ContractError::EStackInDispute);
+    assert_eq!(
+        w.err(operator, Call::ClaimFunds { node, stacks: vec![stack] }),
+        ContractError::EStackInDispute
+    );
 
     let resolve = Call::ResolveStackDispute {
         oracle_node: oracle,
@@ -167,7 +174,10 @@ fn attester_disagrees_and_the_oracle_sides_with_the_selected_node() {
     };
     assert_eq!(w.err(addr(31), resolve.clone()), ContractError::ENotAuthorized);
     let events = w.ok(addr(30), resolve);
-    assert_eq!(names(&events), ["NodeSlashedEvent", "StackSettlementTicketEvent", "StackDisputeResolvedEvent"]);
+    assert_eq!(
+        names(&events),
+        ["NodeSlashedEvent", "StackSettlementTicketEvent", "StackDisputeResolvedEvent"]
+    );
     let Event::StackDisputeResolvedEvent(e) = &events[2] else { unreachable!() };
     assert!(e.selected_node_was_right);
     assert_eq!(e.slashed_nodes, vec![liar]);
@@ -175,7 +185,10 @@ fn attester_disagrees_and_the_oracle_sides_with_the_selected_node() {
     assert_eq!(e.oracle_reward, liar_collateral / 10);
     assert_eq!(e.honest_nodes, vec![node]);
     assert_eq!(e.honest_reward_each, liar_collateral / 5);
-    assert_eq!(w.db.globals().communal_treasury, liar_collateral - liar_collateral / 10 - liar_collateral / 5);
+    assert_eq!(
+        w.db.globals().communal_treasury,
+        liar_collateral - liar_collateral / 10 - liar_collateral / 5
+    );
     let liar_state = w.db.node(liar).unwrap();
     assert_eq!((liar_state.collateral, liar_state.reputation), (0, 0));
 
@@ -196,7 +209,8 @@ fn attester_disagrees_and_the_oracle_sides_with_the_attester() {
     w.ok(operator, w.settle_call(node, stack, 100, [7; 32], [6; 32]));
     let honest = requested(&w, stack)[0];
     let (proof, _) = honest_commitment(1);
-    let dispute = Call::StartAttestationDispute { node: honest, stack, attestation_commitment: proof.to_vec() };
+    let dispute =
+        Call::StartAttestationDispute { node: honest, stack, attestation_commitment: proof.to_vec() };
     let events = w.ok(w.node_owner(honest), dispute);
     assert_eq!(names(&events), ["StackAttestationDisputeEvent"]);
 
@@ -342,7 +356,11 @@ fn dispute_no_oracle_resolves_expires_with_a_full_refund() {
     w.add_model(MODEL);
     let node = w.register_model_node(addr(1));
     let oracle = w.register_model_node(addr(30));
-    w.admin_ok(AdminOp::AddModelEchelonOracleNode { model_name: MODEL.into(), echelon: EchelonId(1), node: oracle });
+    w.admin_ok(AdminOp::AddModelEchelonOracleNode {
+        model_name: MODEL.into(),
+        echelon: EchelonId(1),
+        node: oracle,
+    });
     let task = w.create_task(addr(2), 0, Some(MODEL));
     w.subscribe(addr(1), node, task, 3, 100);
     let user = addr(3);
@@ -367,7 +385,11 @@ fn contested_units_settle_at_the_oracle_count_and_overclaiming_is_slashed() {
     w.add_model(MODEL);
     let node = w.register_model_node(addr(1));
     let oracle = w.register_model_node(addr(30));
-    w.admin_ok(AdminOp::AddModelEchelonOracleNode { model_name: MODEL.into(), echelon: EchelonId(1), node: oracle });
+    w.admin_ok(AdminOp::AddModelEchelonOracleNode {
+        model_name: MODEL.into(),
+        echelon: EchelonId(1),
+        node: oracle,
+    });
     let task = w.create_task(addr(2), 0, Some(MODEL));
     w.subscribe(addr(1), node, task, 3, 100);
     let user = addr(3);
@@ -381,7 +403,10 @@ fn contested_units_settle_at_the_oracle_count_and_overclaiming_is_slashed() {
         correct_units: 40,
     };
     let events = w.ok(addr(30), resolve);
-    assert_eq!(names(&events), ["NodeSlashedEvent", "StackSettlementTicketEvent", "StackDisputeResolvedEvent"]);
+    assert_eq!(
+        names(&events),
+        ["NodeSlashedEvent", "StackSettlementTicketEvent", "StackDisputeResolvedEvent"]
+    );
     assert_eq!(w.db.node(node).unwrap().collateral, COLLATERAL - COLLATERAL / 10);
     let events = w.ok(addr(1), Call::ClaimFunds { node, stacks: vec![stack] });
     let Event::StackSettlementTicketClaimedEvent(c) = &events[0] else { unreachable!() };

@@ -10,8 +10,8 @@ use atoma_contract::event::Event;
 use atoma_contract::hash::blake2b256;
 use atoma_contract::state::BadgeKind;
 use atoma_contract::{
-    Address, AtomaDb, Config, ContractError, EchelonId, Genesis, NodeSmallId, ObjectId, StackSmallId,
-    TaskSmallId, TOMA, TxContext,
+    Address, AtomaDb, Config, ContractError, EchelonId, Genesis, NodeSmallId, ObjectId, StackSmallId, TOMA,
+    TaskSmallId, TxContext,
 };
 
 /// Every test account starts with this much.
@@ -136,7 +136,8 @@ impl World {
     }
 
     pub fn register_node(&mut self, owner: Address) -> NodeSmallId {
-        let events = self.ok(owner, Call::RegisterNode { collateral: COLLATERAL, supported_optimizations: 0 });
+        let events =
+            self.ok(owner, Call::RegisterNode { collateral: COLLATERAL, supported_optimizations: 0 });
         match &events[0] {
             Event::NodeRegisteredEvent(e) => e.node_small_id,
             other => panic!("unexpected {other:?}"),
@@ -167,15 +168,33 @@ impl World {
         }
     }
 
-    pub fn subscribe(&mut self, owner: Address, node: NodeSmallId, task: TaskSmallId, price: u64, max_units: u64) {
+    pub fn subscribe(
+        &mut self,
+        owner: Address,
+        node: NodeSmallId,
+        task: TaskSmallId,
+        price: u64,
+        max_units: u64,
+    ) {
         self.ok(
             owner,
-            Call::SubscribeNodeToTask { node, task, price_per_compute_unit: price, max_num_compute_units: max_units },
+            Call::SubscribeNodeToTask {
+                node,
+                task,
+                price_per_compute_unit: price,
+                max_num_compute_units: max_units,
+            },
         );
     }
 
     /// Buys a stack; returns its id and the selected node.
-    pub fn buy(&mut self, owner: Address, task: TaskSmallId, units: u64, cap: u64) -> (StackSmallId, NodeSmallId) {
+    pub fn buy(
+        &mut self,
+        owner: Address,
+        task: TaskSmallId,
+        units: u64,
+        cap: u64,
+    ) -> (StackSmallId, NodeSmallId) {
         let events = self.ok(
             owner,
             Call::AcquireNewStack { task, num_compute_units: units, max_price_per_compute_unit: cap },
@@ -192,7 +211,14 @@ impl World {
         self.db.badge(badge).expect("badge").owner
     }
 
-    pub fn settle_call(&self, node: NodeSmallId, stack: StackSmallId, units: u64, proof: [u8; 32], leaf: [u8; 32]) -> Call {
+    pub fn settle_call(
+        &self,
+        node: NodeSmallId,
+        stack: StackSmallId,
+        units: u64,
+        proof: [u8; 32],
+        leaf: [u8; 32],
+    ) -> Call {
         Call::TrySettleStack {
             node,
             stack,
@@ -206,13 +232,15 @@ impl World {
 
 /// The honest commitment for a stack whose requests were served identically.
 pub fn honest_commitment(k: u64) -> ([u8; 32], [u8; 32]) {
-    let requests = vec![(b"What is 2+2?".to_vec(), b"4".to_vec()), (b"Capital of France?".to_vec(), b"Paris".to_vec())];
+    let requests =
+        vec![(b"What is 2+2?".to_vec(), b"4".to_vec()), (b"Capital of France?".to_vec(), b"Paris".to_vec())];
     settlement_commitment(&requests, k).expect("small requests")
 }
 
 /// The leaf party `i` computes from the honest outputs.
 pub fn honest_leaf(i: u64) -> [u8; 32] {
-    let requests = vec![(b"What is 2+2?".to_vec(), b"4".to_vec()), (b"Capital of France?".to_vec(), b"Paris".to_vec())];
+    let requests =
+        vec![(b"What is 2+2?".to_vec(), b"4".to_vec()), (b"Capital of France?".to_vec(), b"Paris".to_vec())];
     atoma_contract::commitment::stack_merkle_leaf(i, &requests).expect("small requests")
 }
 
