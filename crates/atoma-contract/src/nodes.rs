@@ -64,8 +64,8 @@ impl AtomaDb {
         if amount == 0 {
             return Err(ContractError::EInvalidAmount);
         }
-        let collateral = node.collateral.checked_add(amount).ok_or(ContractError::EArithmeticOverflow)?;
         self.debit(tx.sender(), amount)?;
+        let collateral = node.collateral.checked_add(amount).ok_or(ContractError::EArithmeticOverflow)?;
         self.node_mut(id)?.collateral = collateral;
         tx.emit(NodeCollateralAddedEvent { node_small_id: id, amount, collateral });
         Ok(())
