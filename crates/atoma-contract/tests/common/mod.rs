@@ -33,6 +33,9 @@ pub struct World {
     pub admin: Address,
     pub manager_badge: ObjectId,
     pub seed: u64,
+    /// Every call made, with its context, for replays.
+    pub log: Vec<(TxContext, Call)>,
+    pub genesis: Genesis,
 }
 
 impl World {
@@ -44,6 +47,7 @@ impl World {
         let admin = addr(0);
         let allocations = (0..=40u8).map(|i| (addr(i), START_BALANCE)).collect();
         let genesis = Genesis { admin, allocations, config, genesis_digest: [42; 32] };
+        let recorded = genesis.clone();
         let (db, events) = AtomaDb::genesis(&genesis).expect("genesis");
         assert_eq!(events.len(), 1);
         let manager_badge = db
@@ -52,7 +56,17 @@ impl World {
             .find(|(_, b)| b.kind == BadgeKind::Manager)
             .map(|(id, _)| id)
             .expect("admin holds a manager badge");
-        World { db, epoch: 0, time_ms: 1_000, counter: 0, admin, manager_badge, seed: 0 }
+        World {
+            db,
+            epoch: 0,
+            time_ms: 1_000,
+            counter: 0,
+            admin,
+            manager_badge,
+            seed: 0,
+            log: Vec::new(),
+            genesis: recorded,
+        }
     }
 
     fn next_context(&mut self, sender: Address) -> TxContext {
@@ -73,6 +87,7 @@ impl World {
         let before = self.db.state_digest();
         let ctx = self.next_context(sender);
         let result = self.db.execute(&ctx, &call);
+        self.log.push((ctx, call.clone()));
         let audit = self.db.audit();
         assert!(audit.holds(), "supply not conserved after {call:?}: {audit:?}");
         match &result {
@@ -99,6 +114,15 @@ impl World {
             Ok(events) => panic!("{call:?} succeeded with {events:?}"),
             Err(e) => e,
         }
+    }
+
+    /// Replays every logged call from genesis and returns the final digest.
+    pub fn replay(&self) -> [u8; 32] {
+        let (mut db, _) = AtomaDb::genesis(&self.genesis).expect("genesis");
+        for (ctx, call) in &self.log {
+            let _ = db.execute(ctx, call);
+        }
+        db.state_digest()
     }
 
     pub fn admin_call(&mut self, op: AdminOp) -> Result<Vec<Event>, ContractError> {
