@@ -1,0 +1,624 @@
+//! A running chain: the [`Ledger`], a [`Sequencer`] and a block-producer thread, behind a
+//! cloneable [`ChainHandle`] for the RPC server and the CLI.
+//!
+//! [`Chain::open`] sets up the data directory (creating a local network's keys and genesis on
+//! first run), recovers the ledger and starts one thread that turns the mempool into blocks:
+//! whenever transactions arrive (or every `block_time_ms` when set, empty blocks included), and at
+//! once on "advance epoch" / "advance clock". Transaction checks that need no state run on the
+//! caller's task; the nonce check and the mempool bound happen under the mempool's lock, so
+//! concurrent submitters of one sender are ordered consistently.
+//!
+//! [`ChainHandle::submit`] resolves only after the transaction's block was committed to disk
+//! (SPEC §12). Dropping the future does not withdraw the transaction.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use atoma_contract::{Address, AtomaDb, Call, ObjectId};
+use tokio::sync::oneshot;
+
+use crate::block::{Block, BlockHeader, MAX_BLOCK_TRANSACTIONS};
+use crate::digest::Digest;
+use crate::error::LedgerError;
+use crate::events::{EventFilter, EventId, EventRecord, Page};
+use crate::execution::TxOutcome;
+use crate::genesis::{FAUCET_ALIAS, GenesisConfig, LocalKeys, LocalNetworkOptions, VALIDATOR_ALIAS};
+use crate::keystore::{KEYSTORE_FILE, Keystore};
+use crate::ledger::{ApplyOutcome, DryRunOutcome, Ledger, LedgerOptions, TransactionResponse};
+use crate::metrics::MetricsSnapshot;
+use crate::sequencer::Sequencer;
+use crate::subscription::EventSubscription;
+use crate::tx::{Keypair, SignedTransaction, Transaction, VerifiedTransaction};
+
+/// The chain database's file name inside the data directory.
+pub const CHAIN_DB_FILE: &str = "chain.redb";
+/// The default mempool bound.
+pub const DEFAULT_MEMPOOL_CAPACITY: usize = 10_000;
+/// Pending control signals (wake-ups, time moves) before requests are refused as busy.
+const SIGNAL_QUEUE: usize = 1024;
+
+/// How to run a chain.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ChainConfig {
+    /// Holds [`CHAIN_DB_FILE`] and [`KEYSTORE_FILE`].
+    pub data_dir: PathBuf,
+    /// Wipe the chain database (and the generated keys) and start from a new genesis.
+    pub fresh: bool,
+    /// Offer the faucet and time controls (SPEC §13).
+    pub local_network: bool,
+    /// The genesis of a new local network; used only when the data directory has no chain.
+    pub genesis: LocalNetworkOptions,
+    /// Produce a block every this many milliseconds (empty or not) instead of whenever
+    /// transactions arrive.
+    pub block_time_ms: Option<u64>,
+    /// Transactions the mempool holds before refusing with `EMempoolFull`.
+    pub mempool_capacity: usize,
+    /// Transactions per block, at most [`MAX_BLOCK_TRANSACTIONS`].
+    pub max_block_transactions: usize,
+    pub ledger: LedgerOptions,
+}
+
+impl ChainConfig {
+    /// A local network in `data_dir` with every default.
+    pub fn local(data_dir: impl Into<PathBuf>) -> Self {
+        ChainConfig {
+            data_dir: data_dir.into(),
+            fresh: false,
+            local_network: true,
+            genesis: LocalNetworkOptions::default(),
+            block_time_ms: None,
+            mempool_capacity: DEFAULT_MEMPOOL_CAPACITY,
+            max_block_transactions: MAX_BLOCK_TRANSACTIONS,
+            ledger: LedgerOptions::default(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), LedgerError> {
+        let bad = |what: &str| Err(LedgerError::EInvalidConfig(what.to_string()));
+        if self.mempool_capacity == 0 {
+            return bad("the mempool capacity must be ≥ 1");
+        }
+        if !(1..=MAX_BLOCK_TRANSACTIONS).contains(&self.max_block_transactions) {
+            return bad("max_block_transactions is out of range");
+        }
+        if self.block_time_ms == Some(0) {
+            return bad("the block time must be ≥ 1 ms");
+        }
+        Ok(())
+    }
+}
+
+/// What a client wants to know about the chain.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ChainInfo {
+    /// The genesis digest, which transactions must name.
+    pub chain_id: Digest,
+    /// Equal to `chain_id`.
+    pub genesis_digest: Digest,
+    pub height: u64,
+    pub epoch: u64,
+    pub timestamp_ms: u64,
+    pub latest_block_digest: Digest,
+    pub validator: Address,
+    pub local_network: bool,
+    pub epoch_duration_ms: u64,
+    /// The contract's package and db object ids (for event envelopes).
+    pub package_id: ObjectId,
+    pub db_id: ObjectId,
+}
+
+type TxReply = oneshot::Sender<Result<TxOutcome, LedgerError>>;
+type BlockReply = oneshot::Sender<Result<BlockHeader, LedgerError>>;
+
+/// What the producer thread is asked to do.
+enum Signal {
+    /// Transactions arrived.
+    Wake,
+    /// Put the next block in the next epoch, now.
+    AdvanceEpoch(BlockReply),
+    /// Move the clock forward and make a block, now.
+    AdvanceClock(u64, BlockReply),
+    Shutdown,
+}
+
+/// The mempool and who waits for which transaction.
+struct Pool {
+    sequencer: Sequencer,
+    waiters: BTreeMap<Digest, TxReply>,
+    stopped: bool,
+}
+
+struct Inner {
+    ledger: Arc<Ledger>,
+    pool: Arc<Mutex<Pool>>,
+    signals: SyncSender<Signal>,
+    faucet: Option<Keypair>,
+    validator: Address,
+    local_network: bool,
+    keystore_path: PathBuf,
+}
+
+/// The entry point: see [`Chain::open`].
+pub struct Chain;
+
+/// The block-producer thread. Ends after [`ChainHandle::shutdown`] or when every handle is gone.
+pub struct ChainTask {
+    thread: JoinHandle<()>,
+}
+
+impl ChainTask {
+    /// Waits for the producer thread to end.
+    ///
+    /// # Errors
+    /// `EChainStopped` when the thread panicked (a bug).
+    pub fn join(self) -> Result<(), LedgerError> {
+        self.thread.join().map_err(|_| LedgerError::EChainStopped)
+    }
+}
+
+/// A cheap, cloneable handle on a running chain.
+#[derive(Clone)]
+pub struct ChainHandle {
+    inner: Arc<Inner>,
+}
+
+impl Chain {
+    /// Opens (or on first run creates) the chain in `config.data_dir` and starts producing blocks.
+    ///
+    /// # Errors
+    /// `EInvalidConfig` for bad options or a keystore without this chain's validator key; `EIo`
+    /// for the data directory; `EStorage` / `ECorruptStore` from recovery.
+    pub fn open(config: ChainConfig) -> Result<(ChainHandle, ChainTask), LedgerError> {
+        config.validate()?;
+        let io = |e: std::io::Error| LedgerError::EIo(format!("{}: {e}", config.data_dir.display()));
+        std::fs::create_dir_all(&config.data_dir).map_err(io)?;
+        let db_path = config.data_dir.join(CHAIN_DB_FILE);
+        let keystore_path = config.data_dir.join(KEYSTORE_FILE);
+        if config.fresh && db_path.exists() {
+            std::fs::remove_file(&db_path).map_err(io)?;
+        }
+        let ledger = Arc::new(Ledger::open_or_create(&db_path, config.ledger, || {
+            new_local_genesis(&config.genesis, &keystore_path)
+        })?);
+        let keystore = Keystore::load(&keystore_path)?;
+        let validator = keystore
+            .keypair(VALIDATOR_ALIAS)?
+            .filter(|k| k.public_key() == ledger.genesis().validator_public_key)
+            .ok_or_else(|| {
+                LedgerError::EInvalidConfig("the keystore lacks this chain's validator key".into())
+            })?;
+        let validator_address = validator.address();
+        let mut sequencer = Sequencer::new(
+            validator,
+            ledger.genesis().epoch_duration_ms,
+            config.mempool_capacity,
+            config.max_block_transactions,
+        );
+        // Continue the clock from the last block, so that time moved by `advance_clock` before a
+        // restart is not lost while the machine's clock catches up.
+        sequencer.set_clock_offset(ledger.tip().timestamp_ms.saturating_sub(now_ms()));
+        let pool = Arc::new(Mutex::new(Pool { sequencer, waiters: BTreeMap::new(), stopped: false }));
+        let (signals, receiver) = std::sync::mpsc::sync_channel(SIGNAL_QUEUE);
+        let producer = Producer {
+            ledger: Arc::clone(&ledger),
+            pool: Arc::clone(&pool),
+            signals: receiver,
+            block_time: config.block_time_ms.map(Duration::from_millis),
+        };
+        let thread = std::thread::Builder::new()
+            .name("atoma-sequencer".into())
+            .spawn(move || producer.run())
+            .map_err(|e| LedgerError::EIo(format!("cannot start the block producer: {e}")))?;
+        let inner = Inner {
+            ledger,
+            pool,
+            signals,
+            faucet: keystore.keypair(FAUCET_ALIAS)?,
+            validator: validator_address,
+            local_network: config.local_network,
+            keystore_path,
+        };
+        Ok((ChainHandle { inner: Arc::new(inner) }, ChainTask { thread }))
+    }
+}
+
+/// Creates a local network's keys, writes them to the keystore and returns its genesis.
+fn new_local_genesis(
+    options: &LocalNetworkOptions,
+    keystore_path: &Path,
+) -> Result<GenesisConfig, LedgerError> {
+    let keys = LocalKeys::generate(options.accounts)?;
+    keys.save(keystore_path)?;
+    Ok(keys.genesis(options, now_ms()))
+}
+
+fn now_ms() -> u64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn lock(pool: &Mutex<Pool>) -> MutexGuard<'_, Pool> {
+    // The pool's invariants hold between statements; a panic elsewhere cannot break them.
+    pool.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ChainHandle {
+    /// The ledger underneath: blocks, state, events, and `apply_block` for another orderer.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.inner.ledger
+    }
+
+    /// Submits a transaction and waits until its block is durably committed.
+    ///
+    /// # Errors
+    /// Before execution, with nothing changed: `ETransactionTooLarge`, `EMalformedTransaction`,
+    /// `EWrongChainId`, `EBadSignature`, `ENonceUsed`, `ENonceFuture`, `EMempoolFull`,
+    /// `EChainStopped`. After ordering: `EStorage` if the block could not be stored. A contract
+    /// error is not an `Err`: it is the outcome's [`crate::TxStatus::Failure`].
+    pub async fn submit(&self, signed: SignedTransaction) -> Result<TxOutcome, LedgerError> {
+        let verified = signed.verify(&self.inner.ledger.params().chain_id);
+        let admitted = verified.and_then(|tx| self.admit(|_| Ok(tx)));
+        self.wait(admitted).await
+    }
+
+    /// [`ChainHandle::submit`] for the BCS bytes of a signed transaction.
+    ///
+    /// # Errors
+    /// As [`ChainHandle::submit`].
+    pub async fn submit_bytes(&self, bytes: &[u8]) -> Result<TxOutcome, LedgerError> {
+        match SignedTransaction::from_bytes(bytes) {
+            Ok(signed) => self.submit(signed).await,
+            Err(e) => {
+                self.inner.ledger.metrics().rejected();
+                Err(e)
+            }
+        }
+    }
+
+    async fn wait(
+        &self,
+        admitted: Result<oneshot::Receiver<Result<TxOutcome, LedgerError>>, LedgerError>,
+    ) -> Result<TxOutcome, LedgerError> {
+        let receiver = admitted.inspect_err(|_| self.inner.ledger.metrics().rejected())?;
+        receiver.await.map_err(|_| LedgerError::EChainStopped)?
+    }
+
+    /// Admits the transaction `build` makes for the sender's expected nonce, under the pool lock.
+    fn admit(
+        &self,
+        build: impl FnOnce(&Pool) -> Result<VerifiedTransaction, LedgerError>,
+    ) -> Result<oneshot::Receiver<Result<TxOutcome, LedgerError>>, LedgerError> {
+        let receiver = {
+            let mut pool = lock(&self.inner.pool);
+            if pool.stopped {
+                return Err(LedgerError::EChainStopped);
+            }
+            let tx = build(&pool)?;
+            let digest = tx.digest();
+            let applied_next = self.inner.ledger.next_nonce(&tx.sender());
+            pool.sequencer.admit(tx, applied_next)?;
+            let (sender, receiver) = oneshot::channel();
+            pool.waiters.insert(digest, sender);
+            self.inner.ledger.metrics().set_mempool(pool.sequencer.mempool_len());
+            receiver
+        };
+        // A full queue already holds a wake-up.
+        let _ = self.inner.signals.try_send(Signal::Wake);
+        Ok(receiver)
+    }
+
+    /// Executes a transaction against a copy of the current state, without ordering it.
+    ///
+    /// # Errors
+    /// See [`Ledger::dry_run`].
+    pub fn dry_run(&self, signed: SignedTransaction) -> Result<DryRunOutcome, LedgerError> {
+        self.inner.ledger.dry_run(signed)
+    }
+
+    /// Runs `f` on the contract's current state.
+    pub fn with_state<R>(&self, f: impl FnOnce(&AtomaDb) -> R) -> R {
+        self.inner.ledger.with_state(f)
+    }
+
+    /// The nonce the sender's next transaction must carry, counting transactions waiting in the
+    /// mempool (so clients can pipeline).
+    pub fn next_nonce(&self, sender: &Address) -> u64 {
+        let pool = lock(&self.inner.pool);
+        pool.sequencer.expected_nonce(sender, self.inner.ledger.next_nonce(sender))
+    }
+
+    /// The tip block.
+    ///
+    /// # Errors
+    /// `EStorage`, `ECorruptStore`.
+    pub fn latest_block(&self) -> Result<Block, LedgerError> {
+        self.inner.ledger.latest_block()
+    }
+
+    /// A block by height.
+    ///
+    /// # Errors
+    /// `EStorage`, `ECorruptStore`.
+    pub fn block(&self, height: u64) -> Result<Option<Block>, LedgerError> {
+        self.inner.ledger.block(height)
+    }
+
+    /// A transaction, its status and events.
+    ///
+    /// # Errors
+    /// `EStorage`, `ECorruptStore`.
+    pub fn transaction(&self, digest: &Digest) -> Result<Option<TransactionResponse>, LedgerError> {
+        self.inner.ledger.transaction(digest)
+    }
+
+    /// A page of events; see [`Ledger::query_events`].
+    ///
+    /// # Errors
+    /// `EInvalidCursor`, `EStorage`, `ECorruptStore`.
+    pub fn query_events(
+        &self,
+        filter: &EventFilter,
+        cursor: Option<EventId>,
+        limit: Option<usize>,
+        descending: bool,
+    ) -> Result<Page<EventRecord, EventId>, LedgerError> {
+        self.inner.ledger.query_events(filter, cursor, limit, descending)
+    }
+
+    /// Live events matching `filter`, in commit order.
+    pub fn subscribe(&self, filter: EventFilter) -> EventSubscription {
+        self.inner.ledger.subscribe(filter)
+    }
+
+    /// The chain id, the tip and the validator.
+    pub fn chain_info(&self) -> ChainInfo {
+        let ledger = &self.inner.ledger;
+        let tip = ledger.tip();
+        let (package_id, db_id) = ledger.with_state(|db| (db.globals().package_id, db.globals().db_id));
+        let genesis_digest = ledger.genesis().digest();
+        ChainInfo {
+            chain_id: genesis_digest,
+            genesis_digest,
+            height: tip.height,
+            epoch: tip.epoch,
+            timestamp_ms: tip.timestamp_ms,
+            latest_block_digest: tip.digest,
+            validator: self.inner.validator,
+            local_network: self.inner.local_network,
+            epoch_duration_ms: ledger.genesis().epoch_duration_ms,
+            package_id,
+            db_id,
+        }
+    }
+
+    /// Sends `amount` base units from the faucet account to `recipient` (a local network's
+    /// faucet is an ordinary account funded at genesis; this signs a `TransferToma` from it).
+    ///
+    /// # Errors
+    /// `ENotLocalNetwork` off a local network; `EInvalidConfig` when the keystore has no faucet
+    /// key; otherwise as [`ChainHandle::submit`]. An empty faucet is the outcome's
+    /// `EInsufficientBalance`.
+    pub async fn faucet(&self, recipient: Address, amount: u64) -> Result<TxOutcome, LedgerError> {
+        let key = self.local_only()?;
+        let key = key.faucet.as_ref().ok_or_else(|| LedgerError::EInvalidConfig("no faucet key".into()))?;
+        let chain_id = self.inner.ledger.params().chain_id;
+        let admitted = self.admit(|pool| {
+            let nonce =
+                pool.sequencer.expected_nonce(&key.address(), self.inner.ledger.next_nonce(&key.address()));
+            let call = Call::TransferToma { recipient, amount };
+            Transaction { chain_id, sender: key.address(), nonce, call }
+                .sign(key.signing_key())
+                .verify(&chain_id)
+        });
+        self.wait(admitted).await
+    }
+
+    /// Makes a block at once in the next epoch, and returns its header.
+    ///
+    /// # Errors
+    /// `ENotLocalNetwork`; `EMempoolFull` when the producer is swamped; `EChainStopped`;
+    /// `EStorage`.
+    pub async fn advance_epoch(&self) -> Result<BlockHeader, LedgerError> {
+        self.local_only()?;
+        self.control(Signal::AdvanceEpoch).await
+    }
+
+    /// Moves the validator's clock forward by `ms` and makes a block at once (which starts the
+    /// next epoch if the new time passes the epoch's end); returns its header.
+    ///
+    /// # Errors
+    /// As [`ChainHandle::advance_epoch`].
+    pub async fn advance_clock(&self, ms: u64) -> Result<BlockHeader, LedgerError> {
+        self.local_only()?;
+        self.control(|reply| Signal::AdvanceClock(ms, reply)).await
+    }
+
+    async fn control(&self, signal: impl FnOnce(BlockReply) -> Signal) -> Result<BlockHeader, LedgerError> {
+        let (reply, receiver) = oneshot::channel();
+        match self.inner.signals.try_send(signal(reply)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(LedgerError::EMempoolFull),
+            Err(TrySendError::Disconnected(_)) => return Err(LedgerError::EChainStopped),
+        }
+        receiver.await.map_err(|_| LedgerError::EChainStopped)?
+    }
+
+    fn local_only(&self) -> Result<&Inner, LedgerError> {
+        if self.inner.local_network { Ok(&self.inner) } else { Err(LedgerError::ENotLocalNetwork) }
+    }
+
+    /// Counters for Prometheus.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.ledger.metrics().snapshot()
+    }
+
+    /// The combined state digest after the tip.
+    pub fn state_digest(&self) -> Digest {
+        self.inner.ledger.state_digest()
+    }
+
+    /// The keystore file holding the local network's keys.
+    pub fn keystore_path(&self) -> &Path {
+        &self.inner.keystore_path
+    }
+
+    /// Whether the faucet and time controls are on.
+    pub fn is_local_network(&self) -> bool {
+        self.inner.local_network
+    }
+
+    /// Stops the producer: new requests get `EChainStopped`, and so do transactions still waiting
+    /// in the mempool. Blocks already committed stay. Join the [`ChainTask`] to wait for the end.
+    pub fn shutdown(&self) {
+        lock(&self.inner.pool).stopped = true;
+        // A full queue wakes the producer anyway, and it checks `stopped` after every batch.
+        let _ = self.inner.signals.try_send(Signal::Shutdown);
+    }
+}
+
+/// The block-producer thread's state.
+struct Producer {
+    ledger: Arc<Ledger>,
+    pool: Arc<Mutex<Pool>>,
+    signals: Receiver<Signal>,
+    block_time: Option<Duration>,
+}
+
+/// What waiting for a signal gave.
+enum Waited {
+    Signal(Signal),
+    Idle,
+    Closed,
+}
+
+impl Producer {
+    fn run(self) {
+        let mut next_tick = self.block_time.map(|t| Instant::now() + t);
+        loop {
+            let first = match self.wait(next_tick) {
+                Waited::Signal(signal) => Some(signal),
+                Waited::Idle => None,
+                Waited::Closed => break,
+            };
+            let signals = first.into_iter().chain(std::iter::from_fn(|| self.signals.try_recv().ok()));
+            if !self.handle_signals(signals) || lock(&self.pool).stopped {
+                break;
+            }
+            match (next_tick, self.block_time) {
+                (Some(tick), Some(period)) if Instant::now() >= tick => {
+                    let _ = self.produce();
+                    next_tick = Some(Instant::now() + period);
+                }
+                (None, _) => self.drain_mempool(),
+                _ => {}
+            }
+        }
+        self.stop();
+    }
+
+    /// Blocks until a signal, a tick, or (with work waiting and no block time) not at all.
+    fn wait(&self, next_tick: Option<Instant>) -> Waited {
+        let outcome = match next_tick {
+            Some(tick) => self.signals.recv_timeout(tick.saturating_duration_since(Instant::now())),
+            None if self.mempool_len() > 0 => self.signals.try_recv().map_err(|e| match e {
+                TryRecvError::Empty => RecvTimeoutError::Timeout,
+                TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+            }),
+            None => self.signals.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match outcome {
+            Ok(signal) => Waited::Signal(signal),
+            Err(RecvTimeoutError::Timeout) => Waited::Idle,
+            Err(RecvTimeoutError::Disconnected) => Waited::Closed,
+        }
+    }
+
+    /// Handles signals in order; `false` on shutdown.
+    fn handle_signals(&self, signals: impl Iterator<Item = Signal>) -> bool {
+        for signal in signals {
+            match signal {
+                Signal::Wake => {}
+                Signal::AdvanceEpoch(reply) => {
+                    lock(&self.pool).sequencer.force_next_epoch();
+                    let _ = reply.send(self.produce());
+                }
+                Signal::AdvanceClock(ms, reply) => {
+                    lock(&self.pool).sequencer.advance_clock(ms);
+                    let _ = reply.send(self.produce());
+                }
+                Signal::Shutdown => return false,
+            }
+        }
+        true
+    }
+
+    fn mempool_len(&self) -> usize {
+        lock(&self.pool).sequencer.mempool_len()
+    }
+
+    fn drain_mempool(&self) {
+        while self.mempool_len() > 0 {
+            if self.produce().is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Proposes the next block, applies it, and answers its submitters.
+    fn produce(&self) -> Result<BlockHeader, LedgerError> {
+        let tip = self.ledger.tip();
+        let (block, waiters) = {
+            let mut pool = lock(&self.pool);
+            let block = pool.sequencer.propose(&tip, now_ms());
+            let waiters: Vec<Option<TxReply>> =
+                block.header.tx_digests.iter().map(|d| pool.waiters.remove(d)).collect();
+            self.ledger.metrics().set_mempool(pool.sequencer.mempool_len());
+            (block, waiters)
+        };
+        match self.ledger.apply_block(&block) {
+            Ok(ApplyOutcome::Applied(effects)) => {
+                lock(&self.pool).sequencer.settle(|sender| self.ledger.next_nonce(sender));
+                for (outcome, waiter) in effects.outcomes.into_iter().zip(waiters) {
+                    if let Some(waiter) = waiter {
+                        let _ = waiter.send(Ok(outcome));
+                    }
+                }
+                Ok(effects.header)
+            }
+            Ok(ApplyOutcome::AlreadyApplied) => self
+                .fail(waiters, &LedgerError::EInvalidBlock("the proposed height was already applied".into())),
+            Err(error) => self.fail(waiters, &error),
+        }
+    }
+
+    /// Answers a failed block's submitters and drops the mempool, whose nonces no longer follow.
+    fn fail(&self, waiters: Vec<Option<TxReply>>, error: &LedgerError) -> Result<BlockHeader, LedgerError> {
+        let mut pool = lock(&self.pool);
+        let dropped = pool.sequencer.reset();
+        let later: Vec<TxReply> = dropped.iter().filter_map(|tx| pool.waiters.remove(&tx.digest())).collect();
+        self.ledger.metrics().set_mempool(0);
+        for waiter in waiters.into_iter().flatten().chain(later) {
+            let _ = waiter.send(Err(error.clone()));
+        }
+        Err(error.clone())
+    }
+
+    /// Refuses everything still waiting.
+    fn stop(&self) {
+        let mut pool = lock(&self.pool);
+        pool.stopped = true;
+        pool.sequencer.reset();
+        for (_, waiter) in std::mem::take(&mut pool.waiters) {
+            let _ = waiter.send(Err(LedgerError::EChainStopped));
+        }
+        while let Ok(signal) = self.signals.try_recv() {
+            if let Signal::AdvanceEpoch(reply) | Signal::AdvanceClock(_, reply) = signal {
+                let _ = reply.send(Err(LedgerError::EChainStopped));
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Applying a block to the state, in memory: validation first, then execution.
+//!
+//! [`validate_block`] checks everything that could make a block unacceptable — that it extends
+//! the tip, that its timestamp and epoch follow the rules, that every transaction verifies and
+//! uses its sender's next nonce — *before* anything changes, so a bad block changes nothing.
+//! [`execute_block`] then cannot fail: each transaction runs in the contract, and whatever the
+//! contract answers, the transaction consumes its nonce (like Sui and Ethereum: an executed
+//! transaction that aborts is still on the chain, so its nonce cannot be replayed).
+//!
+//! Nothing here does I/O, reads a clock or knows who ordered the block.
+
+use std::collections::BTreeMap;
+
+use atoma_contract::{Address, ContractError, TxContext};
+use serde::{Deserialize, Serialize};
+
+use crate::block::{Block, BlockHeader, MAX_BLOCK_TRANSACTIONS, transaction_random_seed};
+use crate::digest::Digest;
+use crate::error::LedgerError;
+use crate::events::{EventId, EventRecord};
+use crate::state::{ChainParams, ChainState, LedgerState};
+use crate::tx::VerifiedTransaction;
+
+/// What the contract answered.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum TxStatus {
+    /// The call was applied and emitted its events.
+    Success,
+    /// The contract refused the call: nothing changed except the sender's nonce.
+    Failure(ContractError),
+}
+
+impl TxStatus {
+    /// Whether the call was applied.
+    pub fn is_success(&self) -> bool {
+        matches!(self, TxStatus::Success)
+    }
+
+    /// The contract's error, if it refused the call.
+    pub fn error(&self) -> Option<ContractError> {
+        match self {
+            TxStatus::Success => None,
+            TxStatus::Failure(e) => Some(*e),
+        }
+    }
+}
+
+/// The effects of an executed transaction: its status and the events it emitted. Objects the
+/// call created (badges, stacks, tasks) are named by its events; the ledger records no separate
+/// object list.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct TxOutcome {
+    pub digest: Digest,
+    pub sender: Address,
+    /// The block that holds the transaction.
+    pub height: u64,
+    /// The transaction's index in its block.
+    pub index: u64,
+    pub epoch: u64,
+    pub timestamp_ms: u64,
+    pub status: TxStatus,
+    /// Empty when the call failed.
+    pub events: Vec<EventRecord>,
+}
+
+/// Everything applying one block produced.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct BlockEffects {
+    pub header: BlockHeader,
+    pub digest: Digest,
+    /// One per transaction, in block order.
+    pub outcomes: Vec<TxOutcome>,
+    /// The combined state digest after the block.
+    pub state_digest: Digest,
+    /// The next nonce of every sender in the block, after it.
+    pub nonces: Vec<(Address, u64)>,
+}
+
+/// Checks that `block` may follow the state's tip, and verifies its transactions.
+///
+/// # Errors
+/// `EInvalidBlock` naming the first problem found; nothing changes.
+pub fn validate_block(
+    state: &ChainState,
+    block: &Block,
+    params: &ChainParams,
+) -> Result<Vec<VerifiedTransaction>, LedgerError> {
+    check_header(&state.ledger, &block.header, params)?;
+    let header = &block.header;
+    if block.transactions.len() != header.tx_digests.len() {
+        return Err(invalid("the header and the body list different numbers of transactions"));
+    }
+    if block.transactions.len() > MAX_BLOCK_TRANSACTIONS {
+        return Err(invalid("too many transactions"));
+    }
+    let mut nonces: BTreeMap<Address, u64> = BTreeMap::new();
+    let mut verified = Vec::with_capacity(block.transactions.len());
+    for (index, (signed, digest)) in block.transactions.iter().zip(&header.tx_digests).enumerate() {
+        let tx = signed.clone().verify(&params.chain_id).map_err(|e| tx_invalid(index, &e))?;
+        if tx.digest() != *digest {
+            return Err(tx_invalid(index, &"its digest differs from the header's"));
+        }
+        let expected =
+            nonces.get(&tx.sender()).copied().unwrap_or_else(|| state.ledger.next_nonce(&tx.sender()));
+        if tx.nonce() != expected {
+            return Err(tx_invalid(index, &format!("nonce {} but the next is {expected}", tx.nonce())));
+        }
+        let next =
+            expected.checked_add(1).ok_or_else(|| tx_invalid(index, &"the sender's nonces are exhausted"))?;
+        nonces.insert(tx.sender(), next);
+        verified.push(tx);
+    }
+    Ok(verified)
+}
+
+fn invalid(reason: &str) -> LedgerError {
+    LedgerError::EInvalidBlock(reason.to_string())
+}
+
+fn tx_invalid(index: usize, reason: &dyn std::fmt::Display) -> LedgerError {
+    LedgerError::EInvalidBlock(format!("transaction {index}: {reason}"))
+}
+
+/// Height, parent, timestamp and epoch rules (see [`crate::state`] for epochs).
+fn check_header(tip: &LedgerState, header: &BlockHeader, params: &ChainParams) -> Result<(), LedgerError> {
+    if Some(header.height) != tip.height.checked_add(1) {
+        return Err(invalid(&format!("height {} does not follow {}", header.height, tip.height)));
+    }
+    if header.parent_digest != tip.block_digest {
+        return Err(invalid("the parent digest is not the tip's"));
+    }
+    if header.timestamp_ms < tip.timestamp_ms {
+        return Err(invalid("the timestamp goes backwards"));
+    }
+    let next_epoch = tip.epoch.checked_add(1).ok_or_else(|| invalid("epochs are exhausted"))?;
+    let due = tip.epoch_due(header.timestamp_ms, params.epoch_duration_ms);
+    let epoch_ok = header.epoch == next_epoch || (!due && header.epoch == tip.epoch);
+    if !epoch_ok {
+        return Err(invalid(&format!("epoch {} after epoch {} is not allowed", header.epoch, tip.epoch)));
+    }
+    Ok(())
+}
+
+/// Executes a validated block: runs every transaction, consumes nonces, moves the tip.
+///
+/// `verified` must be what [`validate_block`] returned for this block and state. Returns each
+/// transaction's outcome and the senders' new nonces. The combined state digest is left to the
+/// caller, which also needs the contract's bytes for snapshots.
+pub fn execute_block(
+    state: &mut ChainState,
+    block: &Block,
+    verified: &[VerifiedTransaction],
+) -> (Vec<TxOutcome>, Vec<(Address, u64)>) {
+    let header = &block.header;
+    let mut outcomes = Vec::with_capacity(verified.len());
+    let mut touched = BTreeMap::new();
+    for (index, tx) in (0u64..).zip(verified) {
+        outcomes.push(execute_transaction(state, header, index, tx));
+        let nonce = state.ledger.nonces.entry(tx.sender()).or_insert(0);
+        // validate_block proved the increment fits.
+        *nonce = nonce.saturating_add(1);
+        touched.insert(tx.sender(), *nonce);
+    }
+    state.ledger.advance_to(header, header.digest());
+    (outcomes, touched.into_iter().collect())
+}
+
+fn execute_transaction(
+    state: &mut ChainState,
+    header: &BlockHeader,
+    index: u64,
+    tx: &VerifiedTransaction,
+) -> TxOutcome {
+    let digest = tx.digest();
+    let ctx = TxContext {
+        sender: tx.sender(),
+        epoch: header.epoch,
+        timestamp_ms: header.timestamp_ms,
+        tx_digest: digest.0,
+        random_seed: transaction_random_seed(&header.random_seed, &digest),
+    };
+    let (status, events) = match state.db.execute(&ctx, &tx.transaction().call) {
+        Ok(events) => (TxStatus::Success, events),
+        Err(error) => (TxStatus::Failure(error), Vec::new()),
+    };
+    let records = (0u64..)
+        .zip(events)
+        .map(|(event_seq, event)| EventRecord {
+            id: EventId { tx_digest: digest, event_seq },
+            height: header.height,
+            tx_index: index,
+            sender: ctx.sender,
+            timestamp_ms: header.timestamp_ms,
+            event,
+        })
+        .collect();
+    TxOutcome {
+        digest,
+        sender: ctx.sender,
+        height: header.height,
+        index,
+        epoch: header.epoch,
+        timestamp_ms: header.timestamp_ms,
+        status,
+        events: records,
+    }
+}

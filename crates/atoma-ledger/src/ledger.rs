@@ -1,0 +1,527 @@
+//! The application side of the chain: applies ordered blocks durably and answers reads.
+//!
+//! [`Ledger::apply_block`] is the only way state changes. It takes a block from whatever orders
+//! blocks (today the [`crate::sequencer`], later a consensus engine), and is idempotent by height:
+//! a block at or below the tip is accepted as a no-op if it is the block already applied there,
+//! and refused if it is a different one. A new block is validated, executed, digested and written
+//! in one redb commit; its events are published to subscribers after the commit returned.
+//!
+//! If the commit fails, the in-memory state is already ahead of the disk; the ledger then
+//! recovers from the disk exactly as on start, so memory never holds a block the disk does not.
+//!
+//! Readers share the state through a `RwLock`: a block holds the write lock from execution to the
+//! end of its commit, so a reader never sees a state that is not durable. Blocks, transactions and
+//! events are read from redb's own snapshots and need no lock.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+
+use atoma_contract::hash::blake2b256;
+use atoma_contract::{Address, AtomaDb, Event, TxContext};
+use tokio::sync::broadcast;
+
+use crate::block::{Block, BlockHeader, transaction_random_seed};
+use crate::digest::Digest;
+use crate::error::LedgerError;
+use crate::events::{EventFilter, EventId, EventRecord, Page, effective_limit};
+use crate::execution::{BlockEffects, TxOutcome, TxStatus, execute_block, validate_block};
+use crate::genesis::GenesisConfig;
+use crate::metrics::Metrics;
+use crate::state::{ChainParams, ChainState, combined_digest};
+use crate::store::{Commit, Snapshot, Store};
+use crate::subscription::EventSubscription;
+use crate::tx::{SignedTransaction, Transaction};
+
+/// How the ledger stores and publishes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct LedgerOptions {
+    /// Write a state snapshot every this many blocks (≥ 1).
+    pub snapshot_interval: u64,
+    /// Events a slow subscriber may fall behind before it loses some (≥ 1).
+    pub event_buffer: usize,
+}
+
+impl Default for LedgerOptions {
+    /// A snapshot every 100 blocks; 4096 buffered events.
+    fn default() -> Self {
+        LedgerOptions { snapshot_interval: 100, event_buffer: 4096 }
+    }
+}
+
+/// What [`Ledger::apply_block`] did.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum ApplyOutcome {
+    /// The block was new: here is what it produced.
+    Applied(BlockEffects),
+    /// The same block was already applied at its height; nothing changed.
+    AlreadyApplied,
+}
+
+/// The last applied block, as far as ordering needs to know.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Tip {
+    pub height: u64,
+    pub digest: Digest,
+    pub timestamp_ms: u64,
+    pub epoch: u64,
+    pub epoch_start_ms: u64,
+}
+
+/// A stored transaction and its outcome.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct TransactionResponse {
+    /// `None` only for the genesis pseudo-transaction (whose digest is the chain id).
+    pub signed: Option<SignedTransaction>,
+    /// The decoded transaction; `None` with `signed`.
+    pub transaction: Option<Transaction>,
+    pub outcome: TxOutcome,
+}
+
+/// What a transaction would do if executed now.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct DryRunOutcome {
+    pub digest: Digest,
+    pub status: TxStatus,
+    pub events: Vec<Event>,
+    /// The epoch and time it was run at: the tip's.
+    pub epoch: u64,
+    pub timestamp_ms: u64,
+}
+
+/// The state and its digest, kept together under one lock.
+struct Live {
+    state: ChainState,
+    digest: Digest,
+}
+
+/// A chain's state and storage. See the module docs.
+pub struct Ledger {
+    store: Store,
+    live: RwLock<Live>,
+    genesis: GenesisConfig,
+    params: ChainParams,
+    options: LedgerOptions,
+    events: broadcast::Sender<EventRecord>,
+    metrics: Metrics,
+    /// Set when a failed commit could not be followed by a recovery: memory may then be ahead
+    /// of the disk, so no further block is accepted until the ledger is reopened.
+    halted: AtomicBool,
+}
+
+impl Ledger {
+    /// Opens the ledger stored at `path`, recovering to its last committed block.
+    ///
+    /// # Errors
+    /// `EInvalidConfig` when the store has no genesis; `EStorage`, `ECorruptStore` from recovery.
+    pub fn open(path: &Path, options: LedgerOptions) -> Result<Self, LedgerError> {
+        Self::open_or_create(path, options, || {
+            Err(LedgerError::EInvalidConfig("the store has no genesis".into()))
+        })
+    }
+
+    /// Opens the ledger at `path`, first writing the genesis that `make_genesis` returns if the
+    /// store has none yet.
+    ///
+    /// # Errors
+    /// `EInvalidConfig` for bad options or genesis; `EStorage`, `ECorruptStore` from storage.
+    pub fn open_or_create(
+        path: &Path,
+        options: LedgerOptions,
+        make_genesis: impl FnOnce() -> Result<GenesisConfig, LedgerError>,
+    ) -> Result<Self, LedgerError> {
+        if options.snapshot_interval == 0 || options.event_buffer == 0 {
+            return Err(LedgerError::EInvalidConfig("snapshot interval and event buffer must be ≥ 1".into()));
+        }
+        let store = Store::open(path)?;
+        let genesis = match store.genesis()? {
+            Some(genesis) => genesis,
+            None => {
+                let genesis = make_genesis()?;
+                write_genesis(&store, &genesis)?;
+                genesis
+            }
+        };
+        let params = genesis.params();
+        let state = recover(&store, &params)?;
+        let digest = combined_digest(&state.db.canonical_bytes(), &state.ledger);
+        let metrics = Metrics::default();
+        metrics.set_height(state.ledger.height);
+        let (events, _) = broadcast::channel(options.event_buffer);
+        let live = RwLock::new(Live { state, digest });
+        Ok(Ledger { store, live, genesis, params, options, events, metrics, halted: AtomicBool::new(false) })
+    }
+
+    /// Applies the next block, or does nothing if this block is already applied.
+    ///
+    /// # Errors
+    /// `EInvalidBlock` when the block does not extend the tip (or conflicts with an applied
+    /// block); `EStorage` when the commit failed (the state is then recovered from disk);
+    /// `EChainStopped` after a failed commit whose recovery failed too.
+    pub fn apply_block(&self, block: &Block) -> Result<ApplyOutcome, LedgerError> {
+        let started = Instant::now();
+        let mut live = self.write();
+        if self.halted.load(Ordering::SeqCst) {
+            return Err(LedgerError::EChainStopped);
+        }
+        if block.header.height <= live.state.ledger.height {
+            return self.check_applied(block);
+        }
+        let verified = validate_block(&live.state, block, &self.params)?;
+        let (outcomes, nonces) = execute_block(&mut live.state, block, &verified);
+        let contract = live.state.db.canonical_bytes();
+        let state_digest = combined_digest(&contract, &live.state.ledger);
+        live.digest = state_digest;
+        let effects = BlockEffects {
+            header: block.header.clone(),
+            digest: block.digest(),
+            outcomes,
+            state_digest,
+            nonces,
+        };
+        let snapshot = block.header.height.is_multiple_of(self.options.snapshot_interval).then(|| Snapshot {
+            height: block.header.height,
+            ledger: live.state.ledger.clone(),
+            contract,
+            digest: state_digest,
+        });
+        let commit_started = Instant::now();
+        if let Err(error) = self.commit_block(block, &effects, snapshot) {
+            match self.reload() {
+                Ok(reloaded) => *live = reloaded,
+                Err(_) => self.halted.store(true, Ordering::SeqCst),
+            }
+            return Err(error);
+        }
+        self.metrics.latencies(micros(commit_started), micros(started));
+        self.publish(&effects);
+        Ok(ApplyOutcome::Applied(effects))
+    }
+
+    fn check_applied(&self, block: &Block) -> Result<ApplyOutcome, LedgerError> {
+        let height = block.header.height;
+        let stored = self
+            .store
+            .header(height)?
+            .ok_or_else(|| LedgerError::ECorruptStore(format!("block {height} is missing")))?;
+        if stored.digest() == block.digest() {
+            Ok(ApplyOutcome::AlreadyApplied)
+        } else {
+            Err(LedgerError::EInvalidBlock(format!(
+                "a different block is already applied at height {height}"
+            )))
+        }
+    }
+
+    fn commit_block(
+        &self,
+        block: &Block,
+        effects: &BlockEffects,
+        snapshot: Option<Snapshot>,
+    ) -> Result<(), LedgerError> {
+        let transactions = block.transactions.iter().map(Some).zip(&effects.outcomes).collect();
+        self.store.commit(&Commit {
+            header: &block.header,
+            digest: effects.digest,
+            transactions,
+            state_digest: effects.state_digest,
+            nonces: &effects.nonces,
+            snapshot,
+            genesis: None,
+        })
+    }
+
+    fn reload(&self) -> Result<Live, LedgerError> {
+        let state = recover(&self.store, &self.params)?;
+        let digest = combined_digest(&state.db.canonical_bytes(), &state.ledger);
+        Ok(Live { state, digest })
+    }
+
+    fn publish(&self, effects: &BlockEffects) {
+        let succeeded = effects.outcomes.iter().filter(|o| o.status.is_success()).count() as u64;
+        let failed = effects.outcomes.len() as u64 - succeeded;
+        let mut events = 0u64;
+        for event in effects.outcomes.iter().flat_map(|o| &o.events) {
+            events += 1;
+            // No subscriber is not an error.
+            let _ = self.events.send(event.clone());
+        }
+        self.metrics.block_applied(effects.header.height, succeeded, failed, events);
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Live> {
+        // A panic while applying would be a bug; the state is then recovered by the next start.
+        self.live.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Live> {
+        self.live.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the contract's current state (read-locked).
+    pub fn with_state<R>(&self, f: impl FnOnce(&AtomaDb) -> R) -> R {
+        f(&self.read().state.db)
+    }
+
+    /// Runs `f` on the whole current state, ledger part included (read-locked).
+    pub fn with_chain_state<R>(&self, f: impl FnOnce(&ChainState) -> R) -> R {
+        f(&self.read().state)
+    }
+
+    /// The last applied block's height, digest, time and epoch.
+    pub fn tip(&self) -> Tip {
+        let l = &self.read().state.ledger;
+        Tip {
+            height: l.height,
+            digest: l.block_digest,
+            timestamp_ms: l.timestamp_ms,
+            epoch: l.epoch,
+            epoch_start_ms: l.epoch_start_ms,
+        }
+    }
+
+    /// The sender's next nonce among applied blocks (not counting the mempool).
+    pub fn next_nonce(&self, sender: &Address) -> u64 {
+        self.read().state.ledger.next_nonce(sender)
+    }
+
+    /// The combined digest of the contract's and the ledger's state after the tip.
+    pub fn state_digest(&self) -> Digest {
+        self.read().digest
+    }
+
+    /// The genesis this chain started from.
+    pub fn genesis(&self) -> &GenesisConfig {
+        &self.genesis
+    }
+
+    /// The chain id (the genesis digest) and the epoch duration.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// Counters for monitoring.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// A block with its transactions.
+    ///
+    /// # Errors
+    /// `EStorage`, `ECorruptStore`.
+    pub fn block(&self, height: u64) -> Result<Option<Block>, LedgerError> {
+        self.store.block(height)
+    }
+
+    /// A block's header.
+    ///
+    /// # Errors
+    /// `EStorage`, `ECorruptStore`.
+    pub fn header(&self, height: u64) -> Result<Option<BlockHeader>, LedgerError> {
+        self.store.header(height)
+    }
+
+    /// The height of the block with this digest.
+    ///
+    /// # Errors
+    /// `EStorage`.
+    pub fn block_height(&self, digest: &Digest) -> Result<Option<u64>, LedgerError> {
+        self.store.height_of(digest)
+    }
+
+    /// The tip block.
+    ///
+    /// # Errors
+    /// `EStorage`, `ECorruptStore`.
+    pub fn latest_block(&self) -> Result<Block, LedgerError> {
+        let height = self.tip().height;
+        self.store
+            .block(height)?
+            .ok_or_else(|| LedgerError::ECorruptStore(format!("block {height} is missing")))
+    }
+
+    /// A transaction, its status and its events.
+    ///
+    /// # Errors
+    /// `EStorage`, `ECorruptStore`.
+    pub fn transaction(&self, digest: &Digest) -> Result<Option<TransactionResponse>, LedgerError> {
+        let Some((record, events)) = self.store.transaction(digest)? else { return Ok(None) };
+        let transaction = record.signed.as_ref().map(SignedTransaction::decode_transaction).transpose()?;
+        let outcome = TxOutcome {
+            digest: *digest,
+            sender: record.sender,
+            height: record.height,
+            index: record.index,
+            epoch: record.epoch,
+            timestamp_ms: record.timestamp_ms,
+            status: record.status()?,
+            events,
+        };
+        Ok(Some(TransactionResponse { signed: record.signed, transaction, outcome }))
+    }
+
+    /// One page of events matching `filter`, strictly after `cursor` (before it when
+    /// `descending`), at most `limit` (default and cap in [`crate::events`]).
+    ///
+    /// # Errors
+    /// `EInvalidCursor` when the cursor names an unknown transaction; `EStorage`, `ECorruptStore`.
+    pub fn query_events(
+        &self,
+        filter: &EventFilter,
+        cursor: Option<EventId>,
+        limit: Option<usize>,
+        descending: bool,
+    ) -> Result<Page<EventRecord, EventId>, LedgerError> {
+        self.store.query_events(filter, cursor, effective_limit(limit), descending)
+    }
+
+    /// Live events matching `filter`, from now on, in commit order.
+    pub fn subscribe(&self, filter: EventFilter) -> EventSubscription {
+        EventSubscription::new(self.events.subscribe(), filter)
+    }
+
+    /// Executes a transaction on a copy of the current state and throws the copy away.
+    ///
+    /// The copy costs a clone of the whole contract state: the contract journals a call's writes
+    /// but has no public rollback. The nonce is not checked (a dry run may come before the nonce
+    /// is known), and the randomness differs from what the real block will give, so a sampled
+    /// node may differ.
+    ///
+    /// # Errors
+    /// The transaction's own verification errors (size, encoding, chain id, signature).
+    pub fn dry_run(&self, signed: SignedTransaction) -> Result<DryRunOutcome, LedgerError> {
+        let tx = signed.verify(&self.params.chain_id)?;
+        let digest = tx.digest();
+        let (mut db, tip) = {
+            let live = self.read();
+            (live.state.db.clone(), live.state.ledger.clone())
+        };
+        let block_seed = blake2b256(&[b"atoma-dry-run", &tip.block_digest.0]);
+        let ctx = TxContext {
+            sender: tx.sender(),
+            epoch: tip.epoch,
+            timestamp_ms: tip.timestamp_ms,
+            tx_digest: digest.0,
+            random_seed: transaction_random_seed(&block_seed, &digest),
+        };
+        let (status, events) = match db.execute(&ctx, &tx.transaction().call) {
+            Ok(events) => (TxStatus::Success, events),
+            Err(e) => (TxStatus::Failure(e), Vec::new()),
+        };
+        Ok(DryRunOutcome { digest, status, events, epoch: tip.epoch, timestamp_ms: tip.timestamp_ms })
+    }
+
+    /// Replays every stored block from the genesis snapshot and returns the final state digest,
+    /// which must equal [`Ledger::state_digest`] (SPEC §12). Costs a full replay.
+    ///
+    /// # Errors
+    /// `ECorruptStore` when a block does not replay to its recorded digest; `EStorage`.
+    pub fn replay_from_genesis(&self) -> Result<Digest, LedgerError> {
+        let genesis = self
+            .store
+            .snapshot_at(0)?
+            .ok_or_else(|| LedgerError::ECorruptStore("no genesis snapshot".into()))?;
+        let tip = self.store.tip_height()?;
+        let state = replay(&self.store, &self.params, &genesis, tip)?;
+        Ok(combined_digest(&state.db.canonical_bytes(), &state.ledger))
+    }
+
+    /// The heights that currently hold a state snapshot, ascending (for tests and tools).
+    ///
+    /// # Errors
+    /// `EStorage`, `ECorruptStore`.
+    pub fn snapshot_heights(&self) -> Result<Vec<u64>, LedgerError> {
+        self.store.snapshot_heights()
+    }
+
+    /// The next nonce the `nonces` table holds for `address` (equal to [`Ledger::next_nonce`]).
+    ///
+    /// # Errors
+    /// `EStorage`.
+    pub fn stored_nonce(&self, address: &Address) -> Result<u64, LedgerError> {
+        self.store.stored_nonce(address)
+    }
+}
+
+fn micros(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Writes the genesis block, the genesis events and the genesis snapshot in one commit.
+fn write_genesis(store: &Store, genesis: &GenesisConfig) -> Result<(), LedgerError> {
+    let (state, events) = genesis.build_state()?;
+    let header = genesis.header();
+    let digest = genesis.digest();
+    let records = (0u64..)
+        .zip(events)
+        .map(|(event_seq, event)| EventRecord {
+            id: EventId { tx_digest: digest, event_seq },
+            height: 0,
+            tx_index: 0,
+            sender: genesis.admin,
+            timestamp_ms: genesis.timestamp_ms,
+            event,
+        })
+        .collect();
+    let outcome = TxOutcome {
+        digest,
+        sender: genesis.admin,
+        height: 0,
+        index: 0,
+        epoch: 0,
+        timestamp_ms: genesis.timestamp_ms,
+        status: TxStatus::Success,
+        events: records,
+    };
+    let contract = state.db.canonical_bytes();
+    let state_digest = combined_digest(&contract, &state.ledger);
+    let snapshot = Snapshot { height: 0, ledger: state.ledger, contract, digest: state_digest };
+    store.commit(&Commit {
+        header: &header,
+        digest: header.digest(),
+        transactions: vec![(None, &outcome)],
+        state_digest,
+        nonces: &[],
+        snapshot: Some(snapshot),
+        genesis: Some(genesis),
+    })
+}
+
+/// The state after the last committed block: the newest snapshot plus the blocks after it.
+fn recover(store: &Store, params: &ChainParams) -> Result<ChainState, LedgerError> {
+    let snapshot =
+        store.latest_snapshot()?.ok_or_else(|| LedgerError::ECorruptStore("no snapshot".into()))?;
+    let tip = store.tip_height()?;
+    replay(store, params, &snapshot, tip)
+}
+
+/// Restores `snapshot` and re-executes the stored blocks up to `tip` without writing them,
+/// checking the digest after each against the one recorded when it was first applied.
+fn replay(
+    store: &Store,
+    params: &ChainParams,
+    snapshot: &Snapshot,
+    tip: u64,
+) -> Result<ChainState, LedgerError> {
+    let corrupt = |what: String| LedgerError::ECorruptStore(what);
+    let mut state = snapshot.restore()?;
+    if store.state_digest_at(snapshot.height)? != Some(snapshot.digest) {
+        return Err(corrupt(format!(
+            "snapshot {} disagrees with the recorded state digest",
+            snapshot.height
+        )));
+    }
+    for height in snapshot.height.saturating_add(1)..=tip {
+        let block = store.block(height)?.ok_or_else(|| corrupt(format!("block {height} is missing")))?;
+        let verified =
+            validate_block(&state, &block, params).map_err(|e| corrupt(format!("block {height}: {e}")))?;
+        execute_block(&mut state, &block, &verified);
+        let digest = combined_digest(&state.db.canonical_bytes(), &state.ledger);
+        if store.state_digest_at(height)? != Some(digest) {
+            return Err(corrupt(format!("block {height} replays to a different state")));
+        }
+    }
+    Ok(state)
+}
