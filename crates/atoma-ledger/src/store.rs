@@ -20,7 +20,7 @@
 //! | `snapshots` | height | BCS [`Snapshot`] |
 //!
 //! Events of one transaction need no index of their own: `transactions` gives the block and
-//! index, and `events` holds them contiguously under the prefix `height‖tx_index`.
+//! index, and `events` holds them contiguously from `height‖tx_index‖0`.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -71,10 +71,6 @@ fn pos_key((height, tx_index, event_seq): (u64, u64, u64)) -> PosKey {
     key[8..16].copy_from_slice(&tx_index.to_be_bytes());
     key[16..].copy_from_slice(&event_seq.to_be_bytes());
     key
-}
-
-fn tx_prefix(height: u64, tx_index: u64) -> Vec<u8> {
-    [height.to_be_bytes(), tx_index.to_be_bytes()].concat()
 }
 
 fn type_prefix(name: &str) -> Vec<u8> {
@@ -275,8 +271,8 @@ impl Store {
         let txn = self.db.begin_read()?;
         let Some(record) = read_tx(&txn.open_table(TRANSACTIONS)?, digest)? else { return Ok(None) };
         let events = txn.open_table(EVENTS)?;
-        let prefix = tx_prefix(record.height, record.index);
-        let positions = scan(&events, &prefix, None, false, usize::MAX)?;
+        let span = tx_span(record.height, record.index);
+        let positions = scan(&events, &[], span, None, false, usize::MAX)?;
         let records = fetch_events(&events, &positions)?;
         Ok(Some((record, records)))
     }
@@ -421,17 +417,22 @@ fn filter_positions(
     take: usize,
 ) -> Result<Option<Vec<PosKey>>, LedgerError> {
     let positions = match filter {
-        EventFilter::All => scan(&txn.open_table(EVENTS)?, &[], after, descending, take)?,
+        EventFilter::All => scan(&txn.open_table(EVENTS)?, &[], EVERY_POSITION, after, descending, take)?,
         EventFilter::Transaction(digest) => {
             let Some(record) = read_tx(&txn.open_table(TRANSACTIONS)?, digest)? else { return Ok(None) };
-            let prefix = tx_prefix(record.height, record.index);
-            scan(&txn.open_table(EVENTS)?, &prefix, after, descending, take)?
+            let span = tx_span(record.height, record.index);
+            scan(&txn.open_table(EVENTS)?, &[], span, after, descending, take)?
         }
-        EventFilter::EventType(name) => {
-            scan(&txn.open_table(EVENTS_BY_TYPE)?, &type_prefix(name), after, descending, take)?
-        }
+        EventFilter::EventType(name) => scan(
+            &txn.open_table(EVENTS_BY_TYPE)?,
+            &type_prefix(name),
+            EVERY_POSITION,
+            after,
+            descending,
+            take,
+        )?,
         EventFilter::Sender(sender) => {
-            scan(&txn.open_table(EVENTS_BY_SENDER)?, &sender.0, after, descending, take)?
+            scan(&txn.open_table(EVENTS_BY_SENDER)?, &sender.0, EVERY_POSITION, after, descending, take)?
         }
         EventFilter::Node(id) => object_scan(txn, ObjectKind::Node, id.0, after, descending, take)?,
         EventFilter::Task(id) => object_scan(txn, ObjectKind::Task, id.0, after, descending, take)?,
@@ -448,25 +449,46 @@ fn object_scan(
     descending: bool,
     take: usize,
 ) -> Result<Vec<PosKey>, LedgerError> {
-    scan(&txn.open_table(EVENTS_BY_OBJECT)?, &object_prefix(kind, id), after, descending, take)
+    scan(
+        &txn.open_table(EVENTS_BY_OBJECT)?,
+        &object_prefix(kind, id),
+        EVERY_POSITION,
+        after,
+        descending,
+        take,
+    )
 }
 
-/// Walks the keys `prefix‖position` of a table in position order, strictly after (or before,
-/// when `descending`) `after`, and returns up to `take` positions.
+/// The positions of all events: the span of the indexes.
+const EVERY_POSITION: (PosKey, PosKey) = ([0; 24], [0xff; 24]);
+
+/// The positions of one transaction's events.
+fn tx_span(height: u64, tx_index: u64) -> (PosKey, PosKey) {
+    (pos_key((height, tx_index, 0)), pos_key((height, tx_index, u64::MAX)))
+}
+
+/// Walks the keys `prefix‖position` of a table, for positions within `span`, in position order,
+/// strictly after (or before, when `descending`) `after`, and returns up to `take` positions.
 fn scan<V: redb::Value + 'static>(
     table: &ReadOnlyTable<&'static [u8], V>,
     prefix: &[u8],
+    span: (PosKey, PosKey),
     after: Option<&PosKey>,
     descending: bool,
     take: usize,
 ) -> Result<Vec<PosKey>, LedgerError> {
-    let low = [prefix, &[0u8; 24]].concat();
-    let high = [prefix, &[0xffu8; 24]].concat();
+    let (low, high) = ([prefix, &span.0].concat(), [prefix, &span.1].concat());
+    let (low, high) = (low.as_slice(), high.as_slice());
     let cursor = after.map(|pos| [prefix, pos].concat());
-    let bounds: (Bound<&[u8]>, Bound<&[u8]>) = match (&cursor, descending) {
-        (Some(c), false) => (Bound::Excluded(c), Bound::Included(&high)),
-        (Some(c), true) => (Bound::Included(&low), Bound::Excluded(c)),
-        (None, _) => (Bound::Included(&low), Bound::Included(&high)),
+    let full: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(low), Bound::Included(high));
+    let bounds = match (cursor.as_deref(), descending) {
+        (None, _) => full,
+        (Some(c), false) if c < low => full,
+        (Some(c), false) if c >= high => return Ok(Vec::new()),
+        (Some(c), false) => (Bound::Excluded(c), Bound::Included(high)),
+        (Some(c), true) if c > high => full,
+        (Some(c), true) if c <= low => return Ok(Vec::new()),
+        (Some(c), true) => (Bound::Included(low), Bound::Excluded(c)),
     };
     let range = table.range::<&[u8]>(bounds)?;
     let keys: Box<dyn Iterator<Item = _>> = if descending { Box::new(range.rev()) } else { Box::new(range) };
