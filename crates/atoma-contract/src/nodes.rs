@@ -247,6 +247,18 @@ impl AtomaDb {
         Ok(())
     }
 
+    /// The `(node, model, echelon)` memberships of one node, found by a range over the node.
+    pub(crate) fn node_model_keys(&self, id: NodeSmallId) -> Vec<(NodeSmallId, String, EchelonId)> {
+        let first = (id, String::new(), EchelonId(0));
+        match id.0.checked_add(1) {
+            Some(next) => {
+                let end = (NodeSmallId(next), String::new(), EchelonId(0));
+                self.node_models.range(first..end).map(|(k, _)| k.clone()).collect()
+            }
+            None => self.node_models.range(first..).map(|(k, _)| k.clone()).collect(),
+        }
+    }
+
     /// Whether the node is subscribed to a task that names `model`.
     fn subscribed_to_model_task(&self, node: NodeSmallId, model: &str) -> bool {
         self.node_tasks
@@ -323,15 +335,7 @@ impl AtomaDb {
         for task in tasks {
             self.drop_subscription(task, id)?;
         }
-        let first = (id, String::new(), EchelonId(0));
-        let memberships: Vec<(NodeSmallId, String, EchelonId)> = match id.0.checked_add(1) {
-            Some(next) => self
-                .node_models
-                .range(first..(NodeSmallId(next), String::new(), EchelonId(0)))
-                .map(|(k, _)| k.clone())
-                .collect(),
-            None => self.node_models.range(first..).map(|(k, _)| k.clone()).collect(),
-        };
+        let memberships = self.node_model_keys(id);
         for (node, model, echelon) in memberships {
             self.node_models.remove(&(node, model.clone(), echelon));
             self.model_nodes.remove(&(model, echelon, node));

@@ -107,11 +107,7 @@ impl AtomaDb {
 
     /// The `(model, echelon)` pairs a node serves.
     pub fn node_models(&self, node: NodeSmallId) -> Vec<(String, EchelonId)> {
-        self.node_models
-            .iter()
-            .filter(|((n, _, _), _)| *n == node)
-            .map(|((_, m, e), _)| (m.clone(), *e))
-            .collect()
+        self.node_model_keys(node).into_iter().map(|(_, model, echelon)| (model, echelon)).collect()
     }
 
     /// A badge.
