@@ -9,12 +9,17 @@ use crate::state::AtomaDb;
 pub struct Audit {
     /// Minted at genesis; never changes.
     pub total_supply: u128,
+    /// Σ account balances.
     pub account_balances: u128,
+    /// Sampling-consensus surcharges collected.
     pub fee_treasury: u128,
+    /// Slashed collateral not paid to oracles or honest nodes.
     pub communal_treasury: u128,
+    /// Σ node collateral.
     pub node_collateral: u128,
     /// Locked and unlocked together.
     pub node_fees: u128,
+    /// Σ escrow of open stacks.
     pub stack_escrow: u128,
 }
 

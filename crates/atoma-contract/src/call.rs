@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{Address, EchelonId, NodeSmallId, ObjectId, StackSmallId, TaskSmallId};
 
-/// One entry-function call.
+/// One entry-function call. Fields carry the parameters SPEC §5 names.
+#[allow(missing_docs)]
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum Call {
     /// Moves TOMA from the sender to `recipient`.
@@ -107,7 +108,8 @@ pub enum Call {
     Admin { manager_badge: ObjectId, op: AdminOp },
 }
 
-/// The admin functions of SPEC §5.6 (and §5.5's key rotation).
+/// The admin functions of SPEC §5.6 (and §5.5's key rotation), named as there.
+#[allow(missing_docs)]
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum AdminOp {
     AddModel {
@@ -185,6 +187,7 @@ pub enum AdminOp {
 }
 
 /// An echelon's parameters (SPEC §5.6 `add_model_echelon`).
+#[allow(missing_docs)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct EchelonParams {
     pub input_fee_per_token: u64,

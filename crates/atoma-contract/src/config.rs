@@ -15,20 +15,35 @@ pub const MAX_DELAY_EPOCHS: u64 = 1000;
 /// pays ([`crate::state::StackTerms`]), so later changes never touch an existing stack.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Config {
+    /// Collateral a node must put up to register, in base units.
     pub registration_collateral: u64,
+    /// Whether new nodes may register.
     pub registration_enabled: bool,
+    /// The response deadline, in milliseconds, nodes and proxies work to.
     pub settlement_timeout_ms: u64,
+    /// Share of collateral slashed on a timeout.
     pub permille_to_slash_node_on_timeout: u64,
+    /// Oracle's share of a dispute slash.
     pub permille_for_oracle_on_dispute: u64,
+    /// Honest parties' share of a dispute slash.
     pub permille_for_honest_nodes_on_dispute: u64,
+    /// Chance that a sampling-consensus settlement is cross-validated.
     pub cross_validation_probability_permille: u64,
+    /// Attesters sampled per cross-validation (`k`).
     pub cross_validation_extra_nodes_count: u64,
+    /// Fee per attester, in permille of the base cost (`X`).
     pub cross_validation_extra_nodes_charge_permille: u64,
+    /// Sampling-consensus surcharge, in permille of the base cost (`S`).
     pub sampling_consensus_charge_permille: u64,
+    /// Epochs a settlement ticket stays open to attestations and disputes.
     pub stack_dispute_settlement_delay_epochs: u64,
+    /// Epochs between a task's deprecation and its removal.
     pub task_removal_delay_epochs: u64,
+    /// Epochs between a node's disabling and its destruction.
     pub node_destroy_delay_epochs: u64,
+    /// Epochs after purchase before an unsettled stack can be reclaimed.
     pub stack_expiration_epochs: u64,
+    /// Epochs a dispute waits for an oracle before it can expire.
     pub dispute_resolution_deadline_epochs: u64,
 }
 

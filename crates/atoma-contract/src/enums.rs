@@ -7,6 +7,7 @@ macro_rules! wire_enum {
     ($(#[$doc:meta])* $name:ident : $repr:ty { $($(#[$vdoc:meta])* $variant:ident = $value:literal,)+ }) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+        #[allow(missing_docs)]
         pub enum $name {
             $($(#[$vdoc])* $variant,)+
         }

@@ -10,6 +10,7 @@ macro_rules! contract_errors {
     ($($(#[$doc:meta])* $name:ident = $n:literal => $msg:literal,)+) => {
         /// Why a call was refused. The call changed nothing and emitted nothing.
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+        #[allow(missing_docs)] // each variant's message() says what it means
         pub enum ContractError {
             $($(#[$doc])* $name,)+
         }

@@ -18,6 +18,7 @@ pub struct Genesis {
     pub admin: Address,
     /// Initial balances; an address may appear more than once.
     pub allocations: Vec<(Address, u64)>,
+    /// The configuration the network starts with.
     pub config: Config,
     /// Object ids created at genesis derive from this digest.
     pub genesis_digest: [u8; 32],

@@ -7,6 +7,7 @@
 //! result on every machine. The ledger crate hosts this state machine; see ARCHITECTURE.md.
 
 #![deny(clippy::float_arithmetic)]
+#![deny(missing_docs)]
 
 pub mod audit;
 pub mod call;

@@ -31,7 +31,9 @@ pub enum BadgeKind {
 /// A capability object.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Badge {
+    /// The address the badge authorizes.
     pub owner: Address,
+    /// What the badge authorizes.
     pub kind: BadgeKind,
 }
 
@@ -75,24 +77,36 @@ impl NodeFees {
 /// An enclave key committed for confidential compute (SPEC §6.4).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct TeeKey {
+    /// The hardware holding the key.
     pub device_type: DeviceType,
+    /// The ed25519 enclave key.
     pub public_key: [u8; 32],
+    /// The rotation the key was committed for.
     pub key_rotation_counter: u64,
 }
 
 /// A registered node.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Node {
+    /// The sequential id.
     pub small_id: NodeSmallId,
+    /// The badge that authorizes calls on this object.
     pub badge_id: ObjectId,
+    /// Slashable collateral, in base units.
     pub collateral: u64,
+    /// The optimizations the node supports.
     pub optimizations: Optimizations,
+    /// 0..=1000; starts at 100.
     pub reputation: u16,
+    /// The epoch of registration.
     pub registered_epoch: u64,
+    /// The epoch the node was disabled in, if it was.
     pub disabled_at_epoch: Option<u64>,
+    /// Earnings, locked and unlocked.
     pub fees: NodeFees,
     /// The last epoch in which the node earned its once-per-epoch reputation point.
     pub last_reputation_epoch: Option<u64>,
+    /// The enclave key committed for confidential compute, if any.
     pub tee_key: Option<TeeKey>,
     /// Open stacks that selected the node plus open tickets that requested it as an attester.
     pub open_work: u64,
@@ -108,56 +122,87 @@ impl Node {
 /// A node's offer for a task.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Subscription {
+    /// Price per compute unit, in base units.
     pub price_per_compute_unit: u64,
+    /// The most units one stack may ask of the node.
     pub max_num_compute_units: u64,
 }
 
 /// A task: what users buy stacks of.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Task {
+    /// The object id.
     pub id: ObjectId,
+    /// The sequential id.
     pub small_id: TaskSmallId,
+    /// The badge that authorizes calls on this object.
     pub badge_id: ObjectId,
+    /// What the task computes.
     pub role: TaskRole,
+    /// The model the task needs, if any.
     pub model_name: Option<String>,
+    /// How results are verified.
     pub security_level: SecurityLevel,
+    /// Nodes below this reputation are not eligible.
     pub minimum_reputation_score: Option<u16>,
+    /// Optimizations a node must support.
     pub required_optimizations: Optimizations,
+    /// The epoch of creation.
     pub created_epoch: u64,
+    /// The epoch of deprecation, if deprecated.
     pub deprecated_at_epoch: Option<u64>,
+    /// Subscribed nodes, eligible or not.
     pub num_subscribers: u64,
+    /// Stacks of this task not yet closed.
     pub open_stacks: u64,
 }
 
 /// A performance tier of a model.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Echelon {
+    /// The object id.
     pub id: EchelonId,
+    /// Fee per input token.
     pub input_fee_per_token: u64,
+    /// Fee per output token.
     pub output_fee_per_token: u64,
+    /// The echelon's performance relative to others (> 0).
     pub relative_performance: u64,
+    /// The response deadline, in milliseconds, nodes and proxies work to.
     pub settlement_timeout_ms: u64,
+    /// Nodes that may resolve disputes for the model.
     pub oracles: BTreeSet<NodeSmallId>,
 }
 
 /// An AI model nodes can serve.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Model {
+    /// The model's unique name.
     pub name: String,
+    /// Input and output kinds.
     pub modality: Modality,
+    /// Disabled models take no new tasks, stacks or nodes.
     pub enabled: bool,
+    /// Performance tiers by id.
     pub echelons: std::collections::BTreeMap<EchelonId, Echelon>,
 }
 
 /// The parameters a stack copied when it was bought (SPEC §4: later changes do not apply).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct StackTerms {
+    /// Sampling-consensus surcharge, in permille of the base cost (`S`).
     pub sampling_consensus_charge_permille: u64,
+    /// Fee per attester, in permille of the base cost (`X`).
     pub cross_validation_extra_nodes_charge_permille: u64,
+    /// Attesters sampled per cross-validation (`k`).
     pub cross_validation_extra_nodes_count: u64,
+    /// Chance that a sampling-consensus settlement is cross-validated.
     pub cross_validation_probability_permille: u64,
+    /// Epochs a settlement ticket stays open to attestations and disputes.
     pub stack_dispute_settlement_delay_epochs: u64,
+    /// Epochs after purchase before an unsettled stack can be reclaimed.
     pub stack_expiration_epochs: u64,
+    /// Epochs a dispute waits for an oracle before it can expire.
     pub dispute_resolution_deadline_epochs: u64,
     /// The settlement timeout of the selected node's echelon for the task's model, or the
     /// global default. The off-chain response deadline nodes and proxies work to.
@@ -167,6 +212,7 @@ pub struct StackTerms {
 /// A requested attester's submission.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Attestation {
+    /// The committed stack proof (SPEC §6.3).
     pub committed_stack_proof: [u8; 32],
     /// `None` when the attester started a dispute without a leaf.
     pub stack_merkle_leaf: Option<[u8; 32]>,
@@ -180,21 +226,32 @@ pub enum TicketStatus {
     /// Verified (TEE proof, every attester agreed, or an oracle found for the node): claimable.
     Confirmed,
     /// Waiting for an oracle since `since_epoch`.
-    InDispute { since_epoch: u64 },
+    InDispute {
+        /// The epoch the dispute opened in.
+        since_epoch: u64,
+    },
 }
 
 /// The selected node's settlement of a stack.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct SettlementTicket {
+    /// Units the selected node claimed.
     pub num_claimed_compute_units: u64,
+    /// The committed stack proof (SPEC §6.3).
     pub committed_stack_proof: [u8; 32],
+    /// The selected node's own leaf.
     pub stack_merkle_leaf: [u8; 32],
+    /// Sampled attesters, in order; distinct and never the selected node.
     pub requested_attestation_nodes: Vec<NodeSmallId>,
     /// Aligned with `requested_attestation_nodes`.
     pub attestations: Vec<Option<Attestation>>,
+    /// The epoch of creation.
     pub created_epoch: u64,
+    /// The block timestamp of creation, in milliseconds.
     pub created_ms: u64,
+    /// The window is open while the epoch is below this.
     pub dispute_settled_at_epoch: u64,
+    /// Pending, confirmed or in dispute.
     pub status: TicketStatus,
     /// The owner's own count, when contested.
     pub contested_units: Option<u64>,
@@ -205,19 +262,31 @@ pub struct SettlementTicket {
 /// A bought stack of compute units and its escrow.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Stack {
+    /// The object id.
     pub id: ObjectId,
+    /// The sequential id.
     pub small_id: StackSmallId,
+    /// The badge that authorizes calls on this object.
     pub badge_id: ObjectId,
+    /// The task the stack belongs to.
     pub task_small_id: TaskSmallId,
+    /// The sampled node that serves the stack.
     pub selected_node: NodeSmallId,
+    /// Units bought.
     pub num_compute_units: u64,
+    /// Price per compute unit, in base units.
     pub price_per_compute_unit: u64,
+    /// How results are verified.
     pub security_level: SecurityLevel,
     /// Base units held for this stack until it closes (SPEC §7.1).
     pub escrow: u64,
+    /// Parameters frozen at purchase.
     pub terms: StackTerms,
+    /// The epoch of creation.
     pub created_epoch: u64,
+    /// The block timestamp of creation, in milliseconds.
     pub created_ms: u64,
+    /// The settlement ticket, once the node settled.
     pub ticket: Option<SettlementTicket>,
 }
 
@@ -237,16 +306,25 @@ pub enum StackClosure {
 /// Counters, treasuries and configuration: the scalar part of the state.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Globals {
+    /// The `AtomaDb` object id.
     pub db_id: ObjectId,
+    /// The contract's package id (event types name it).
     pub package_id: ObjectId,
+    /// The next node small id.
     pub next_node_small_id: u64,
+    /// The next task small id.
     pub next_task_small_id: u64,
+    /// The next stack small id.
     pub next_stack_small_id: u64,
+    /// Sampling-consensus surcharges collected.
     pub fee_treasury: u64,
+    /// Slashed collateral not paid to oracles or honest nodes.
     pub communal_treasury: u64,
+    /// The rotation the key was committed for.
     pub key_rotation_counter: u64,
     /// Fixed at genesis; SPEC §7.4 checks every term against it.
     pub total_supply: u128,
+    /// The configuration in force.
     pub config: Config,
 }
 
