@@ -142,6 +142,29 @@ struct Inner {
     keystore_path: PathBuf,
 }
 
+/// A transaction accepted into the mempool; resolves when its block is committed.
+#[derive(Debug)]
+pub struct PendingTransaction {
+    digest: Digest,
+    receiver: oneshot::Receiver<Result<TxOutcome, LedgerError>>,
+}
+
+impl PendingTransaction {
+    /// The transaction's digest.
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    /// Waits until the transaction's block is durably committed.
+    ///
+    /// # Errors
+    /// `EStorage` when its block could not be stored; `EChainStopped` when the chain shut down
+    /// before ordering it.
+    pub async fn outcome(self) -> Result<TxOutcome, LedgerError> {
+        self.receiver.await.map_err(|_| LedgerError::EChainStopped)?
+    }
+}
+
 /// The entry point: see [`Chain::open`].
 pub struct Chain;
 
@@ -260,9 +283,18 @@ impl ChainHandle {
     /// `EChainStopped`. After ordering: `EStorage` if the block could not be stored. A contract
     /// error is not an `Err`: it is the outcome's [`crate::TxStatus::Failure`].
     pub async fn submit(&self, signed: SignedTransaction) -> Result<TxOutcome, LedgerError> {
+        self.enqueue(signed)?.outcome().await
+    }
+
+    /// Checks a transaction and accepts it into the mempool now, without waiting for its block.
+    /// Transactions enqueued one after another are ordered in that order, so a client can
+    /// pipeline nonces n, n+1, … and await the outcomes afterwards.
+    ///
+    /// # Errors
+    /// The errors before execution listed on [`ChainHandle::submit`].
+    pub fn enqueue(&self, signed: SignedTransaction) -> Result<PendingTransaction, LedgerError> {
         let verified = signed.verify(&self.inner.ledger.params().chain_id);
-        let admitted = verified.and_then(|tx| self.admit(|_| Ok(tx)));
-        self.wait(admitted).await
+        self.counted(verified.and_then(|tx| self.admit(|_| Ok(tx))))
     }
 
     /// [`ChainHandle::submit`] for the BCS bytes of a signed transaction.
@@ -270,29 +302,21 @@ impl ChainHandle {
     /// # Errors
     /// As [`ChainHandle::submit`].
     pub async fn submit_bytes(&self, bytes: &[u8]) -> Result<TxOutcome, LedgerError> {
-        match SignedTransaction::from_bytes(bytes) {
-            Ok(signed) => self.submit(signed).await,
-            Err(e) => {
-                self.inner.ledger.metrics().rejected();
-                Err(e)
-            }
-        }
+        let signed = self.counted(SignedTransaction::from_bytes(bytes))?;
+        self.submit(signed).await
     }
 
-    async fn wait(
-        &self,
-        admitted: Result<oneshot::Receiver<Result<TxOutcome, LedgerError>>, LedgerError>,
-    ) -> Result<TxOutcome, LedgerError> {
-        let receiver = admitted.inspect_err(|_| self.inner.ledger.metrics().rejected())?;
-        receiver.await.map_err(|_| LedgerError::EChainStopped)?
+    /// Counts a refusal in the metrics.
+    fn counted<T>(&self, result: Result<T, LedgerError>) -> Result<T, LedgerError> {
+        result.inspect_err(|_| self.inner.ledger.metrics().rejected())
     }
 
     /// Admits the transaction `build` makes for the sender's expected nonce, under the pool lock.
     fn admit(
         &self,
         build: impl FnOnce(&Pool) -> Result<VerifiedTransaction, LedgerError>,
-    ) -> Result<oneshot::Receiver<Result<TxOutcome, LedgerError>>, LedgerError> {
-        let receiver = {
+    ) -> Result<PendingTransaction, LedgerError> {
+        let pending = {
             let mut pool = lock(&self.inner.pool);
             if pool.stopped {
                 return Err(LedgerError::EChainStopped);
@@ -304,11 +328,11 @@ impl ChainHandle {
             let (sender, receiver) = oneshot::channel();
             pool.waiters.insert(digest, sender);
             self.inner.ledger.metrics().set_mempool(pool.sequencer.mempool_len());
-            receiver
+            PendingTransaction { digest, receiver }
         };
         // A full queue already holds a wake-up.
         let _ = self.inner.signals.try_send(Signal::Wake);
-        Ok(receiver)
+        Ok(pending)
     }
 
     /// Executes a transaction against a copy of the current state, without ordering it.
@@ -406,15 +430,15 @@ impl ChainHandle {
         let key = self.local_only()?;
         let key = key.faucet.as_ref().ok_or_else(|| LedgerError::EInvalidConfig("no faucet key".into()))?;
         let chain_id = self.inner.ledger.params().chain_id;
-        let admitted = self.admit(|pool| {
+        let pending = self.counted(self.admit(|pool| {
             let nonce =
                 pool.sequencer.expected_nonce(&key.address(), self.inner.ledger.next_nonce(&key.address()));
             let call = Call::TransferToma { recipient, amount };
             Transaction { chain_id, sender: key.address(), nonce, call }
                 .sign(key.signing_key())
                 .verify(&chain_id)
-        });
-        self.wait(admitted).await
+        }))?;
+        pending.outcome().await
     }
 
     /// Makes a block at once in the next epoch, and returns its header.

@@ -54,7 +54,7 @@ pub mod tx;
 mod codec;
 
 pub use block::{Block, BlockHeader};
-pub use chain::{Chain, ChainConfig, ChainHandle, ChainInfo, ChainTask};
+pub use chain::{Chain, ChainConfig, ChainHandle, ChainInfo, ChainTask, PendingTransaction};
 pub use digest::Digest;
 pub use error::LedgerError;
 pub use events::{EventFilter, EventId, EventRecord, Page};

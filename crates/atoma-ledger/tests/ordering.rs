@@ -145,3 +145,40 @@ fn two_ledgers_fed_the_same_blocks_agree() {
     let page = replica.query_events(&atoma_ledger::EventFilter::All, None, None, false).unwrap();
     assert_eq!(page, ledger.query_events(&atoma_ledger::EventFilter::All, None, None, false).unwrap());
 }
+
+#[tokio::test]
+async fn enqueued_nonces_pipeline_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, task) = start(config(dir.path()));
+    let key = keys(dir.path()).accounts[0].clone();
+    let chain = chain_id(&handle);
+    let pending: Vec<_> =
+        (0..5).map(|nonce| handle.enqueue(key.sign_call(chain, nonce, transfer())).unwrap()).collect();
+    let mut last = (0, 0);
+    for p in pending {
+        let digest = p.digest();
+        let outcome = p.outcome().await.unwrap();
+        assert!(outcome.status.is_success());
+        assert_eq!(outcome.digest, digest);
+        assert!((outcome.height, outcome.index) > last, "executed in enqueue order");
+        last = (outcome.height, outcome.index);
+    }
+    assert_eq!(handle.next_nonce(&key.address()), 5);
+    assert_eq!(handle.ledger().next_nonce(&key.address()), 5);
+    stop(handle, task);
+}
+
+#[test]
+fn handles_and_futures_cross_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send>(_: &T) {}
+    send_sync::<atoma_ledger::ChainHandle>();
+    send_sync::<Ledger>();
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, task) = start(config(dir.path()));
+    let signed = keys(dir.path()).accounts[0].sign_call(chain_id(&handle), 0, transfer());
+    send(&handle.submit(signed));
+    send(&handle.advance_epoch());
+    send(&handle.faucet(Address([1; 32]), 1));
+    stop(handle, task);
+}
