@@ -54,6 +54,7 @@ impl BlockHeader {
 /// A header and the transactions it names.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Block {
+    /// What the block commits to.
     pub header: BlockHeader,
     /// Aligned with `header.tx_digests`.
     pub transactions: Vec<SignedTransaction>,

@@ -59,6 +59,7 @@ pub struct ChainConfig {
     pub mempool_capacity: usize,
     /// Transactions per block, at most [`MAX_BLOCK_TRANSACTIONS`].
     pub max_block_transactions: usize,
+    /// Snapshots and the event buffer.
     pub ledger: LedgerOptions,
 }
 
@@ -99,15 +100,23 @@ pub struct ChainInfo {
     pub chain_id: Digest,
     /// Equal to `chain_id`.
     pub genesis_digest: Digest,
+    /// The tip's height.
     pub height: u64,
+    /// The tip's epoch.
     pub epoch: u64,
+    /// The tip's timestamp.
     pub timestamp_ms: u64,
+    /// The tip's digest.
     pub latest_block_digest: Digest,
+    /// The address of the validator that orders blocks.
     pub validator: Address,
+    /// Whether the faucet and time controls are on.
     pub local_network: bool,
+    /// How long an epoch lasts at least.
     pub epoch_duration_ms: u64,
-    /// The contract's package and db object ids (for event envelopes).
+    /// The contract's package id (event types are `<package_id>::db::<Name>`).
     pub package_id: ObjectId,
+    /// The contract's db object id.
     pub db_id: ObjectId,
 }
 

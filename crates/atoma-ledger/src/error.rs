@@ -23,16 +23,31 @@ pub enum LedgerError {
     EWrongChainId,
     /// The nonce was already used (or is waiting in the mempool).
     #[error("ENonceUsed: nonce {got} is already used; the sender's next nonce is {expected}")]
-    ENonceUsed { expected: u64, got: u64 },
+    ENonceUsed {
+        /// The sender's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
     /// The nonce skips ahead of the sender's next nonce.
     #[error("ENonceFuture: nonce {got} is ahead; the sender's next nonce is {expected}")]
-    ENonceFuture { expected: u64, got: u64 },
+    ENonceFuture {
+        /// The sender's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
     /// The bytes are not a canonical BCS encoding of a signed transaction.
     #[error("EMalformedTransaction: {0}")]
     EMalformedTransaction(String),
     /// The signed transaction is larger than [`crate::tx::MAX_TRANSACTION_SIZE`].
     #[error("ETransactionTooLarge: {size} bytes, the limit is {limit}")]
-    ETransactionTooLarge { size: usize, limit: usize },
+    ETransactionTooLarge {
+        /// The transaction's size in bytes.
+        size: usize,
+        /// [`crate::tx::MAX_TRANSACTION_SIZE`].
+        limit: usize,
+    },
     /// The mempool is full: the chain is busy, try again later.
     #[error("EMempoolFull: the mempool is full; try again later")]
     EMempoolFull,

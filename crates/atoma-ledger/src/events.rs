@@ -29,13 +29,16 @@ pub const MAX_PAGE_LIMIT: usize = 1000;
 /// Sui's event id: the transaction that emitted the event and the event's index within it.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 pub struct EventId {
+    /// The transaction that emitted the event.
     pub tx_digest: Digest,
+    /// The event's index among the transaction's events, from 0.
     pub event_seq: u64,
 }
 
 /// One event as stored in the log.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct EventRecord {
+    /// The event's id, which is also its cursor.
     pub id: EventId,
     /// The block that holds the transaction.
     pub height: u64,
@@ -45,6 +48,7 @@ pub struct EventRecord {
     pub sender: Address,
     /// The block's timestamp.
     pub timestamp_ms: u64,
+    /// The event itself.
     pub event: Event,
 }
 
@@ -58,8 +62,11 @@ impl EventRecord {
 /// The three kinds of small id an event can be indexed by.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 pub enum ObjectKind {
+    /// A `NodeSmallId`.
     Node,
+    /// A `TaskSmallId`.
     Task,
+    /// A `StackSmallId`.
     Stack,
 }
 
@@ -149,8 +156,11 @@ fn collect_small_ids(value: &EventValue, kind: ObjectKind, out: &mut Vec<(Object
 /// request's cursor when the page is empty), and `has_next_page` says whether more items follow.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Page<T, C> {
+    /// The items, in the requested order.
     pub data: Vec<T>,
+    /// Where the next page starts (exclusive).
     pub next_cursor: Option<C>,
+    /// Whether more items follow.
     pub has_next_page: bool,
 }
 

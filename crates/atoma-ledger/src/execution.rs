@@ -50,14 +50,19 @@ impl TxStatus {
 /// object list.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct TxOutcome {
+    /// The transaction digest.
     pub digest: Digest,
+    /// Who signed it.
     pub sender: Address,
     /// The block that holds the transaction.
     pub height: u64,
     /// The transaction's index in its block.
     pub index: u64,
+    /// The block's epoch.
     pub epoch: u64,
+    /// The block's timestamp.
     pub timestamp_ms: u64,
+    /// What the contract answered.
     pub status: TxStatus,
     /// Empty when the call failed.
     pub events: Vec<EventRecord>,
@@ -66,7 +71,9 @@ pub struct TxOutcome {
 /// Everything applying one block produced.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct BlockEffects {
+    /// The applied block's header.
     pub header: BlockHeader,
+    /// The applied block's digest.
     pub digest: Digest,
     /// One per transaction, in block order.
     pub outcomes: Vec<TxOutcome>,

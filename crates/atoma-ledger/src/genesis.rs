@@ -151,8 +151,11 @@ impl Default for LocalNetworkOptions {
 /// The keys of a local network.
 #[derive(Clone, Debug)]
 pub struct LocalKeys {
+    /// Orders blocks and signs block seeds.
     pub validator: Keypair,
+    /// Holds the first manager badge.
     pub admin: Keypair,
+    /// Holds the faucet's allocation.
     pub faucet: Keypair,
     /// `accounts[i]` is [`Keypair::test_account`]`(i)`.
     pub accounts: Vec<Keypair>,

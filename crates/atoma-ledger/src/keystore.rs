@@ -23,6 +23,7 @@ const MAX_KEYSTORE_SIZE: u64 = 16 * 1024 * 1024;
 /// One key of the keystore, as stored.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct KeystoreEntry {
+    /// The name `--as` uses, such as `admin` or `account-0`.
     pub alias: String,
     /// `0x` + 64 hex digits.
     pub address: String,

@@ -63,10 +63,15 @@ pub enum ApplyOutcome {
 /// The last applied block, as far as ordering needs to know.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Tip {
+    /// The last applied block's height.
     pub height: u64,
+    /// Its digest.
     pub digest: Digest,
+    /// Its timestamp.
     pub timestamp_ms: u64,
+    /// Its epoch.
     pub epoch: u64,
+    /// When that epoch started.
     pub epoch_start_ms: u64,
 }
 
@@ -77,17 +82,22 @@ pub struct TransactionResponse {
     pub signed: Option<SignedTransaction>,
     /// The decoded transaction; `None` with `signed`.
     pub transaction: Option<Transaction>,
+    /// Where it went and what the contract answered.
     pub outcome: TxOutcome,
 }
 
 /// What a transaction would do if executed now.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct DryRunOutcome {
+    /// The transaction digest.
     pub digest: Digest,
+    /// What the contract answered.
     pub status: TxStatus,
+    /// The events it would emit.
     pub events: Vec<Event>,
     /// The epoch and time it was run at: the tip's.
     pub epoch: u64,
+    /// The tip's timestamp, which the run used.
     pub timestamp_ms: u64,
 }
 

@@ -35,6 +35,8 @@
 //! `docs/LEDGER.md` explains the same in prose: nonces, blocks, epochs, randomness, storage,
 //! durability and recovery.
 
+#![deny(missing_docs)]
+
 pub mod block;
 pub mod chain;
 pub mod digest;

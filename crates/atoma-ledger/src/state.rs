@@ -96,7 +96,9 @@ pub fn epoch_due(epoch_start_ms: u64, epoch_duration_ms: u64, timestamp_ms: u64)
 /// The whole replicated state: the contract's and the ledger's.
 #[derive(Clone, Debug)]
 pub struct ChainState {
+    /// The contract's state.
     pub db: AtomaDb,
+    /// The ledger's state.
     pub ledger: LedgerState,
 }
 

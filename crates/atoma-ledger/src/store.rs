@@ -11,13 +11,13 @@
 //! | `blocks` | height `u64` | BCS [`BlockHeader`] |
 //! | `block_heights` | block digest | height |
 //! | `state_digests` | height | combined state digest after the block |
-//! | `transactions` | tx digest | BCS [`TxRecord`]: signed transaction, block, index, status, event count |
+//! | `transactions` | tx digest | BCS `TxRecord`: signed transaction, block, index, status, event count |
 //! | `events` | position `height‖tx_index‖event_seq` (24 bytes) | BCS [`EventRecord`] |
 //! | `events_by_type` | `name‖0x00‖position` | `()` |
 //! | `events_by_sender` | `address‖position` | `()` |
 //! | `events_by_object` | `kind‖small_id‖position` (kind 0 node, 1 task, 2 stack) | `()` |
 //! | `nonces` | address | next nonce |
-//! | `snapshots` | height | BCS [`Snapshot`] |
+//! | `snapshots` | height | BCS `Snapshot` |
 //!
 //! Events of one transaction need no index of their own: `transactions` gives the block and
 //! index, and `events` holds them contiguously from `height‖tx_index‖0`.
