@@ -3,13 +3,13 @@
 //!
 //! `cargo bench -p atoma-contract --bench sampling` (add `-- --quick` for a faster, rougher run).
 
-mod market;
+mod support;
 
 use std::time::Duration;
 
 use atoma_contract::sampling::Want;
 use criterion::{BenchmarkId, Criterion};
-use market::Driver;
+use support::Driver;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 

@@ -22,6 +22,12 @@ pub fn buyer() -> Address {
     Address(blake2b256(&[b"bench-buyer"]))
 }
 
+impl Default for Driver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Driver {
     /// A genesis where registration costs 1 base unit and two accounts hold a quarter of
     /// `u64::MAX` each.
