@@ -38,6 +38,8 @@ use crate::tx::{Keypair, SignedTransaction, Transaction, VerifiedTransaction};
 pub const CHAIN_DB_FILE: &str = "chain.redb";
 /// The default mempool bound.
 pub const DEFAULT_MEMPOOL_CAPACITY: usize = 10_000;
+/// The longest block time accepted: one day.
+pub const MAX_BLOCK_TIME_MS: u64 = 86_400_000;
 /// Pending control signals (wake-ups, time moves) before requests are refused as busy.
 const SIGNAL_QUEUE: usize = 1024;
 
@@ -53,7 +55,7 @@ pub struct ChainConfig {
     /// The genesis of a new local network; used only when the data directory has no chain.
     pub genesis: LocalNetworkOptions,
     /// Produce a block every this many milliseconds (empty or not) instead of whenever
-    /// transactions arrive.
+    /// transactions arrive; 1 to [`MAX_BLOCK_TIME_MS`].
     pub block_time_ms: Option<u64>,
     /// Transactions the mempool holds before refusing with `EMempoolFull`.
     pub mempool_capacity: usize,
@@ -86,8 +88,8 @@ impl ChainConfig {
         if !(1..=MAX_BLOCK_TRANSACTIONS).contains(&self.max_block_transactions) {
             return bad("max_block_transactions is out of range");
         }
-        if self.block_time_ms == Some(0) {
-            return bad("the block time must be ≥ 1 ms");
+        if self.block_time_ms.is_some_and(|t| !(1..=MAX_BLOCK_TIME_MS).contains(&t)) {
+            return bad("the block time must be 1 ms to one day");
         }
         Ok(())
     }
@@ -652,6 +654,29 @@ impl Producer {
             if let Signal::AdvanceEpoch(reply) | Signal::AdvanceClock(_, reply) = signal {
                 let _ = reply.send(Err(LedgerError::EChainStopped));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_out_of_range_are_refused() {
+        let good = ChainConfig::local("/nonexistent");
+        assert_eq!(good.validate(), Ok(()));
+        let cases: [fn(&mut ChainConfig); 5] = [
+            |c| c.mempool_capacity = 0,
+            |c| c.max_block_transactions = 0,
+            |c| c.max_block_transactions = MAX_BLOCK_TRANSACTIONS + 1,
+            |c| c.block_time_ms = Some(0),
+            |c| c.block_time_ms = Some(u64::MAX),
+        ];
+        for mutate in cases {
+            let mut config = good.clone();
+            mutate(&mut config);
+            assert_eq!(config.validate().map_err(|e| e.name()), Err("EInvalidConfig"), "{config:?}");
         }
     }
 }

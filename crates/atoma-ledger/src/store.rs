@@ -517,3 +517,79 @@ fn fetch_events(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genesis::{LocalKeys, LocalNetworkOptions};
+    use crate::ledger::{Ledger, LedgerOptions};
+    use crate::sequencer::Sequencer;
+    use atoma_contract::Call;
+
+    const OPTIONS: LedgerOptions = LedgerOptions { snapshot_interval: 2, event_buffer: 16 };
+
+    /// A ledger with `count` applied blocks (a snapshot every 2), closed again.
+    fn blocks(path: &Path, count: u64) {
+        let keys = LocalKeys::generate(1).unwrap();
+        let genesis = keys.genesis(&LocalNetworkOptions::default(), 1_000);
+        let ledger = Ledger::open_or_create(path, OPTIONS, || Ok(genesis)).unwrap();
+        let mut sequencer = Sequencer::new(keys.validator.clone(), 60_000, 10, 10);
+        let chain = ledger.params().chain_id;
+        for nonce in 0..count {
+            let call = Call::TransferToma { recipient: Address([1; 32]), amount: 1 };
+            let tx = keys.accounts[0].sign_call(chain, nonce, call).verify(&chain).unwrap();
+            sequencer.admit(tx, nonce).unwrap();
+            ledger.apply_block(&sequencer.propose(&ledger.tip(), 2_000)).unwrap();
+        }
+    }
+
+    fn damage(path: &Path, write: impl FnOnce(&WriteTransaction)) {
+        let db = Database::create(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        write(&txn);
+        txn.commit().unwrap();
+    }
+
+    fn reopen(path: &Path) -> Result<(), &'static str> {
+        Ledger::open(path, OPTIONS).map(|_| ()).map_err(|e| e.name())
+    }
+
+    #[test]
+    fn damaged_storage_is_reported_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.redb");
+        blocks(&path, 3);
+        assert_eq!(reopen(&path), Ok(()));
+        damage(&path, |txn| {
+            txn.open_table(STATE_DIGESTS).unwrap().insert(3, &[0u8; 32]).unwrap();
+        });
+        assert_eq!(reopen(&path), Err("ECorruptStore"), "a replayed block disagrees with its digest");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.redb");
+        blocks(&path, 3);
+        damage(&path, |txn| {
+            txn.open_table(SNAPSHOTS).unwrap().insert(2, &[1u8, 2, 3][..]).unwrap();
+        });
+        assert_eq!(reopen(&path), Err("ECorruptStore"), "a snapshot that does not decode");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.redb");
+        blocks(&path, 3);
+        damage(&path, |txn| {
+            txn.open_table(META).unwrap().insert(META_FORMAT, &9u32.to_le_bytes()[..]).unwrap();
+        });
+        assert_eq!(reopen(&path), Err("ECorruptStore"), "an unknown format version");
+        assert_eq!(reopen(&dir.path().join("empty.redb")), Err("EInvalidConfig"), "no genesis");
+    }
+
+    #[test]
+    fn old_snapshots_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.redb");
+        blocks(&path, 7);
+        let ledger = Ledger::open(&path, OPTIONS).unwrap();
+        assert_eq!(ledger.snapshot_heights().unwrap(), vec![0, 4, 6], "genesis and the newest two");
+        assert_eq!(ledger.replay_from_genesis().unwrap(), ledger.state_digest());
+    }
+}
