@@ -1,0 +1,196 @@
+//! JSON-RPC error codes and how ledger and contract errors become JSON-RPC errors.
+//!
+//! Every error the server makes carries, when a named error is behind it, that error's
+//! `{"name", "code", "message"}` (the `atoma-api` [`ErrorView`]) in the JSON-RPC error's `data`,
+//! so the CLI can print it as SPEC §13 shows. JSON-RPC codes say what *kind* of failure it was:
+//!
+//! | code | constant | when | `data` |
+//! |---|---|---|---|
+//! | -32700 | [`codes::PARSE_ERROR`] | the body is not JSON | — |
+//! | -32600 | [`codes::INVALID_REQUEST`] | JSON, but not a JSON-RPC 2.0 request | — |
+//! | -32601 | [`codes::METHOD_NOT_FOUND`] | no such method | — |
+//! | -32602 | [`codes::INVALID_PARAMS`] | a parameter is missing, unknown, extra or of the wrong type; the message names it | `EInvalidCursor` for an unknown cursor |
+//! | -32603 | [`codes::INTERNAL_ERROR`] | a bug | — |
+//! | -32006 | [`codes::TOO_MANY_SUBSCRIPTIONS`] | the connection holds its maximum of subscriptions | — |
+//! | -32007 | [`codes::OVERSIZED_REQUEST`] | the body exceeds the request limit | — |
+//! | -32008 | [`codes::OVERSIZED_RESPONSE`] | the answer would exceed the response limit | — |
+//! | -32009 | [`codes::SERVER_BUSY`] | the mempool is full (retry later) | `EMempoolFull` |
+//! | -32050 | [`codes::TRANSACTION_REJECTED`] | the ledger refused the transaction before execution; nothing changed | `EBadSignature`, `EWrongChainId`, `ENonceUsed`, `ENonceFuture`, `EMalformedTransaction`, `ETransactionTooLarge` |
+//! | -32051 | [`codes::NOT_FOUND`] | the id names nothing | `ETaskNotFound`, `ENodeNotFound`, `EStackNotFound`, `EModelNotFound`, `ENoSettlementTicket`, `ETransactionNotFound`, `EBlockNotFound` |
+//! | -32052 | [`codes::NOT_LOCAL_NETWORK`] | faucet or time controls on a chain that is not a local network | `ENotLocalNetwork` |
+//! | -32053 | [`codes::CHAIN_UNAVAILABLE`] | the chain stopped or its storage failed | `EChainStopped`, `EStorage`, … |
+//!
+//! -32000…-32011 are jsonrpsee's own; ours start at -32050 so that they never collide.
+//! A transaction the contract refuses is **not** an error: it was executed, consumed its nonce and
+//! comes back with `status: "failure"` and the contract error in the result.
+
+use atoma_api::ErrorView;
+use atoma_contract::ContractError;
+use atoma_ledger::LedgerError;
+use jsonrpsee::types::ErrorObjectOwned;
+
+/// The JSON-RPC error codes this server answers with (see the module docs).
+pub mod codes {
+    /// The body is not valid JSON.
+    pub const PARSE_ERROR: i32 = -32700;
+    /// Valid JSON but not a JSON-RPC 2.0 request object.
+    pub const INVALID_REQUEST: i32 = -32600;
+    /// The method does not exist.
+    pub const METHOD_NOT_FOUND: i32 = -32601;
+    /// A parameter is missing, unknown, extra, or not of the expected type.
+    pub const INVALID_PARAMS: i32 = -32602;
+    /// A bug in the server.
+    pub const INTERNAL_ERROR: i32 = -32603;
+    /// jsonrpsee: the connection already holds its maximum of subscriptions.
+    pub const TOO_MANY_SUBSCRIPTIONS: i32 = -32006;
+    /// jsonrpsee: the request body exceeds [`crate::RpcConfig::max_request_body_bytes`].
+    pub const OVERSIZED_REQUEST: i32 = -32007;
+    /// jsonrpsee: the response would exceed [`crate::RpcConfig::max_response_body_bytes`].
+    pub const OVERSIZED_RESPONSE: i32 = -32008;
+    /// The chain is busy (`EMempoolFull`); the same request may succeed later. jsonrpsee uses
+    /// the same code when it is busy itself.
+    pub const SERVER_BUSY: i32 = -32009;
+    /// The ledger refused the transaction before execution; nothing changed.
+    pub const TRANSACTION_REJECTED: i32 = -32050;
+    /// The id names nothing.
+    pub const NOT_FOUND: i32 = -32051;
+    /// Only a local network offers the faucet and the time controls.
+    pub const NOT_LOCAL_NETWORK: i32 = -32052;
+    /// The chain is stopped or its storage failed.
+    pub const CHAIN_UNAVAILABLE: i32 = -32053;
+}
+
+/// The base of the RPC's own error numbers, next to the contract's `312012000` and the ledger's
+/// `312013000` (SPEC §11). Used for not-found errors that have no contract or ledger name.
+pub const RPC_ERROR_CODE_BASE: u64 = 312_014_000;
+
+/// The RPC's own named errors: things that are not found and that neither the contract nor the
+/// ledger has a name for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RpcErrorName {
+    /// No transaction has this digest.
+    ETransactionNotFound,
+    /// No block has this height (yet).
+    EBlockNotFound,
+}
+
+impl RpcErrorName {
+    /// The stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RpcErrorName::ETransactionNotFound => "ETransactionNotFound",
+            RpcErrorName::EBlockNotFound => "EBlockNotFound",
+        }
+    }
+
+    /// `312014000 + n`; numbers are never reused.
+    pub fn code(self) -> u64 {
+        RPC_ERROR_CODE_BASE
+            + match self {
+                RpcErrorName::ETransactionNotFound => 0,
+                RpcErrorName::EBlockNotFound => 1,
+            }
+    }
+
+    /// A sentence for humans.
+    pub fn message(self) -> &'static str {
+        match self {
+            RpcErrorName::ETransactionNotFound => "no transaction has this digest",
+            RpcErrorName::EBlockNotFound => "no block has this height",
+        }
+    }
+
+    /// `{name, code, message}`.
+    pub fn view(self) -> ErrorView {
+        ErrorView { name: self.name().into(), code: self.code(), message: self.message().into() }
+    }
+}
+
+/// An error the server answers a request with.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) struct RpcError {
+    pub code: i32,
+    pub message: String,
+    pub data: Option<ErrorView>,
+}
+
+impl RpcError {
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        RpcError { code: codes::INVALID_PARAMS, message: message.into(), data: None }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        RpcError { code: codes::INTERNAL_ERROR, message: message.into(), data: None }
+    }
+
+    /// A not-found error named by the contract, such as `ETaskNotFound`.
+    pub fn not_found(error: ContractError) -> Self {
+        Self::named(codes::NOT_FOUND, ErrorView::from(error))
+    }
+
+    /// A not-found error of the RPC's own.
+    pub fn not_found_rpc(name: RpcErrorName) -> Self {
+        Self::named(codes::NOT_FOUND, name.view())
+    }
+
+    fn named(code: i32, view: ErrorView) -> Self {
+        RpcError { code, message: format!("{}: {}", view.name, view.message), data: Some(view) }
+    }
+}
+
+impl From<LedgerError> for RpcError {
+    fn from(e: LedgerError) -> Self {
+        let code = match &e {
+            LedgerError::EBadSignature(_)
+            | LedgerError::EWrongChainId
+            | LedgerError::ENonceUsed { .. }
+            | LedgerError::ENonceFuture { .. }
+            | LedgerError::EMalformedTransaction(_)
+            | LedgerError::ETransactionTooLarge { .. } => codes::TRANSACTION_REJECTED,
+            LedgerError::EMempoolFull => codes::SERVER_BUSY,
+            LedgerError::ENotLocalNetwork => codes::NOT_LOCAL_NETWORK,
+            LedgerError::EInvalidCursor => codes::INVALID_PARAMS,
+            LedgerError::EChainStopped
+            | LedgerError::EInvalidBlock(_)
+            | LedgerError::EStorage(_)
+            | LedgerError::ECorruptStore(_)
+            | LedgerError::EIo(_)
+            | LedgerError::EInvalidConfig(_) => codes::CHAIN_UNAVAILABLE,
+        };
+        // The Display form starts with the name; the message is what follows it.
+        let text = e.to_string();
+        let message = text.strip_prefix(e.name()).map_or(text.as_str(), |m| m.trim_start_matches(": "));
+        Self::named(code, ErrorView { name: e.name().into(), code: e.code(), message: message.into() })
+    }
+}
+
+impl From<RpcError> for ErrorObjectOwned {
+    fn from(e: RpcError) -> Self {
+        ErrorObjectOwned::owned(e.code, e.message, e.data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ledger_errors_keep_their_name_and_number() {
+        let e = RpcError::from(LedgerError::ENonceUsed { expected: 3, got: 1 });
+        assert_eq!(e.code, codes::TRANSACTION_REJECTED);
+        let data = e.data.expect("named");
+        assert_eq!((data.name.as_str(), data.code), ("ENonceUsed", 312_013_002));
+        assert_eq!(data.message, "nonce 1 is already used; the sender's next nonce is 3");
+        assert_eq!(e.message, format!("ENonceUsed: {}", data.message));
+        assert_eq!(RpcError::from(LedgerError::EMempoolFull).code, codes::SERVER_BUSY);
+        assert_eq!(RpcError::from(LedgerError::EInvalidCursor).code, codes::INVALID_PARAMS);
+    }
+
+    #[test]
+    fn rpc_names_do_not_collide_with_the_ledger_or_the_contract() {
+        for name in [RpcErrorName::ETransactionNotFound, RpcErrorName::EBlockNotFound] {
+            assert!(name.code() >= RPC_ERROR_CODE_BASE && name.code() < RPC_ERROR_CODE_BASE + 1000);
+            assert!(ContractError::from_name(name.name()).is_none());
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Starting and stopping the server: [`serve`], [`RpcConfig`], [`RpcServerHandle`].
+//!
+//! One jsonrpsee server answers JSON-RPC over HTTP `POST` and over WebSocket on the same port,
+//! and a small tower layer in front of it answers `GET /health` and `GET /metrics`
+//! ([`crate::http`]). Everything that comes from outside is bounded here: request and response
+//! sizes, connections, subscriptions per connection and batch lengths; page sizes, the faucet and
+//! clock moves are bounded by the methods.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use atoma_contract::{ObjectId, TOMA};
+use atoma_ledger::ChainHandle;
+use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
+
+use crate::http::HealthAndMetricsLayer;
+use crate::methods;
+
+/// The port of SPEC §13.
+pub const DEFAULT_PORT: u16 = 9000;
+/// 256 KiB: room for the ledger's 128 KiB transaction limit in base64 (×4/3) and the envelope.
+pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u32 = 256 * 1024;
+/// 16 MiB: a page of 1,000 events fits many times over.
+pub const DEFAULT_MAX_RESPONSE_BODY_BYTES: u32 = 16 * 1024 * 1024;
+/// Simultaneous HTTP and WebSocket connections.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 128;
+/// Live `atoma_subscribeEvents` subscriptions per WebSocket connection.
+pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 16;
+/// Calls in one JSON-RPC batch.
+pub const DEFAULT_MAX_BATCH_LEN: u32 = 32;
+/// What `atoma_faucet` sends when no amount is named: 1,000 TOMA.
+pub const DEFAULT_FAUCET_AMOUNT: u64 = 1_000 * TOMA;
+/// The most one `atoma_faucet` call sends: 1,000,000 TOMA.
+pub const DEFAULT_FAUCET_MAX_AMOUNT: u64 = 1_000_000 * TOMA;
+/// The furthest one `atoma_advanceClock` call moves the clock: 365 days.
+pub const MAX_ADVANCE_CLOCK_MS: u64 = 365 * 24 * 60 * 60 * 1000;
+
+/// How to run the server. [`RpcConfig::default`] listens on `127.0.0.1:9000`; tests use port 0
+/// and read the bound address from [`RpcServerHandle::local_addr`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RpcConfig {
+    /// Where to listen, for HTTP and WebSocket alike.
+    pub listen_addr: SocketAddr,
+    /// Larger request bodies get [`crate::codes::OVERSIZED_REQUEST`].
+    pub max_request_body_bytes: u32,
+    /// Larger responses get [`crate::codes::OVERSIZED_RESPONSE`] instead.
+    pub max_response_body_bytes: u32,
+    /// Connections beyond this are refused.
+    pub max_connections: u32,
+    /// More get [`crate::codes::TOO_MANY_SUBSCRIPTIONS`].
+    pub max_subscriptions_per_connection: u32,
+    /// Longer batches are refused whole.
+    pub max_batch_len: u32,
+    /// `atoma_faucet` without an amount sends this many base units.
+    pub faucet_default_amount: u64,
+    /// `atoma_faucet` refuses larger amounts.
+    pub faucet_max_amount: u64,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        RpcConfig {
+            listen_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
+            max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
+            max_response_body_bytes: DEFAULT_MAX_RESPONSE_BODY_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            max_batch_len: DEFAULT_MAX_BATCH_LEN,
+            faucet_default_amount: DEFAULT_FAUCET_AMOUNT,
+            faucet_max_amount: DEFAULT_FAUCET_MAX_AMOUNT,
+        }
+    }
+}
+
+impl RpcConfig {
+    /// The defaults, listening on `addr`.
+    pub fn listening_on(addr: SocketAddr) -> Self {
+        RpcConfig { listen_addr: addr, ..RpcConfig::default() }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address could not be bound (in use, not local, no permission).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A setting is out of range.
+    #[error("invalid RPC configuration: {0}")]
+    InvalidConfig(String),
+    /// Two methods share a name (a bug).
+    #[error("cannot register the RPC methods: {0}")]
+    Register(String),
+}
+
+/// What every method handler shares.
+pub(crate) struct Context {
+    pub chain: ChainHandle,
+    /// Fixed at genesis; every event envelope names it.
+    pub package_id: ObjectId,
+    pub config: RpcConfig,
+    pub metrics: Arc<crate::http::RpcMetrics>,
+}
+
+/// A running server. Dropping the handle does not stop it; call [`RpcServerHandle::stop`].
+#[derive(Clone, Debug)]
+pub struct RpcServerHandle {
+    addr: SocketAddr,
+    handle: ServerHandle,
+}
+
+impl RpcServerHandle {
+    /// The address the server is bound to (with the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`, for [`crate::Client::new`].
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `ws://<addr>`, where subscriptions are served.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// Asks the server to stop accepting and to close its connections. Idempotent.
+    pub fn stop(&self) {
+        // Already stopped is what was asked for.
+        let _ = self.handle.stop();
+    }
+
+    /// Waits until the server has stopped (after [`RpcServerHandle::stop`]).
+    pub async fn stopped(self) {
+        self.handle.stopped().await;
+    }
+}
+
+/// Serves `chain` over JSON-RPC (HTTP and WebSocket on one port) plus `GET /health` and
+/// `GET /metrics`, until [`RpcServerHandle::stop`]. Must be called inside a tokio runtime; the
+/// server runs on it.
+///
+/// # Errors
+/// [`ServeError::Bind`] when the address cannot be bound; [`ServeError::InvalidConfig`] for a
+/// zero limit or a faucet default above its cap.
+pub async fn serve(chain: ChainHandle, config: RpcConfig) -> Result<RpcServerHandle, ServeError> {
+    validate(&config)?;
+    let metrics = Arc::new(crate::http::RpcMetrics::default());
+    let package_id = chain.chain_info().package_id;
+    let context =
+        Context { chain: chain.clone(), package_id, config: config.clone(), metrics: Arc::clone(&metrics) };
+    let module = methods::module(context).map_err(|e| ServeError::Register(e.to_string()))?;
+    let server_config = ServerConfig::builder()
+        .max_request_body_size(config.max_request_body_bytes)
+        .max_response_body_size(config.max_response_body_bytes)
+        .max_connections(config.max_connections)
+        .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
+        .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch_len))
+        .build();
+    let http = tower::ServiceBuilder::new().layer(HealthAndMetricsLayer::new(chain, metrics));
+    let server = Server::builder()
+        .set_config(server_config)
+        .set_http_middleware(http)
+        .build(config.listen_addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr: config.listen_addr, source })?;
+    let addr = server.local_addr().map_err(|source| ServeError::Bind { addr: config.listen_addr, source })?;
+    let handle = server.start(module);
+    Ok(RpcServerHandle { addr, handle })
+}
+
+fn validate(config: &RpcConfig) -> Result<(), ServeError> {
+    let bad = |what: &str| Err(ServeError::InvalidConfig(what.into()));
+    if config.max_request_body_bytes == 0 || config.max_response_body_bytes == 0 {
+        return bad("body size limits must be > 0");
+    }
+    if config.max_connections == 0 || config.max_subscriptions_per_connection == 0 || config.max_batch_len == 0 {
+        return bad("connection, subscription and batch limits must be > 0");
+    }
+    if config.faucet_default_amount == 0 || config.faucet_default_amount > config.faucet_max_amount {
+        return bad("the faucet's default amount must be > 0 and at most its cap");
+    }
+    Ok(())
+}
