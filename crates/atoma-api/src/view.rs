@@ -121,7 +121,7 @@ impl NodeView {
             locked_fees: node.fees.locked_at(current_epoch),
             unlocked_fees: node.fees.unlocked_at(current_epoch),
             last_reputation_epoch: node.last_reputation_epoch,
-            tee_key: node.tee_key.as_ref().map(TeeKeyView::from),
+            tee_key: node.tee_key.as_deref().map(TeeKeyView::from),
             open_work: node.open_work,
             subscriptions,
             models,

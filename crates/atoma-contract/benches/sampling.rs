@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use atoma_contract::sampling::Want;
 use criterion::{BenchmarkId, Criterion};
-use support::Driver;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use support::Driver;
 
 const SIZES: [u64; 4] = [1_000, 10_000, 100_000, 1_000_000];
 
@@ -46,22 +46,12 @@ fn print_ratios() {
     println!("\nsubscribers | indexed (mean) | linear (mean) | linear / indexed");
     println!("----------- | -------------- | ------------- | ----------------");
     for size in SIZES {
-        let indexed = mean_ns("sample_node_for_stack", "indexed", size);
-        let linear = mean_ns("sample_node_for_stack", "linear", size);
+        let indexed = support::mean_ns("sample_node_for_stack", "indexed", Some(size));
+        let linear = support::mean_ns("sample_node_for_stack", "linear", Some(size));
         if let (Some(i), Some(l)) = (indexed, linear) {
             println!("{size:>11} | {:>14} | {:>13} | {:>15.0}x", show(i), show(l), l / i);
         }
     }
-}
-
-/// The mean of a benchmark in nanoseconds, from `target/criterion/<group>/<id>/<param>/new/estimates.json`.
-pub fn mean_ns(group: &str, id: &str, param: u64) -> Option<f64> {
-    let dir = std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target").to_string());
-    let path = format!("{dir}/criterion/{group}/{id}/{param}/new/estimates.json");
-    let text = std::fs::read_to_string(path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["mean"]["point_estimate"].as_f64()
 }
 
 fn show(ns: f64) -> String {

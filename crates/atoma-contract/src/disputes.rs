@@ -166,7 +166,7 @@ impl AtomaDb {
         &mut self,
         tx: &mut Tx<'_>,
         stack: &Stack,
-        mut ticket: SettlementTicket,
+        mut ticket: Box<SettlementTicket>,
         correct_units: u64,
         verdict: &Verdict,
     ) -> Result<(), ContractError> {

@@ -113,6 +113,24 @@ macro_rules! small_id {
     };
 }
 
+impl crate::table::DenseKey for NodeSmallId {
+    fn to_index(self) -> u64 {
+        self.0
+    }
+    fn from_index(index: u64) -> Self {
+        NodeSmallId(index)
+    }
+}
+
+impl crate::table::DenseKey for StackSmallId {
+    fn to_index(self) -> u64 {
+        self.0
+    }
+    fn from_index(index: u64) -> Self {
+        StackSmallId(index)
+    }
+}
+
 small_id!(
     /// A node's sequential id (SPEC §2).
     NodeSmallId

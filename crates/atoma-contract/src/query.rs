@@ -83,7 +83,7 @@ impl AtomaDb {
 
     /// An open stack's settlement ticket.
     pub fn settlement_ticket(&self, id: StackSmallId) -> Option<&SettlementTicket> {
-        self.stacks.get(&id).and_then(|s| s.ticket.as_ref())
+        self.stacks.get(&id).and_then(|s| s.ticket.as_deref())
     }
 
     /// A model.

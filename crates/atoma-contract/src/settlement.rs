@@ -92,7 +92,7 @@ impl AtomaDb {
             settled_units: req.units,
         };
         let settled_at = ticket.dispute_settled_at_epoch;
-        self.stacks.get_mut(&req.stack).ok_or(ContractError::EStackNotFound)?.ticket = Some(ticket);
+        self.stacks.get_mut(&req.stack).ok_or(ContractError::EStackNotFound)?.ticket = Some(Box::new(ticket));
         tx.emit(StackTrySettleEvent {
             stack_small_id: req.stack,
             selected_node_id: req.node,

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::enums::{DeviceType, Modality, Optimizations, SecurityLevel, TaskRole};
 use crate::ids::{Address, EchelonId, NodeSmallId, ObjectId, StackSmallId, TaskSmallId};
 use crate::sampling::SamplingIndex;
-use crate::table::{Cell, Journal, Table};
+use crate::table::{Cell, Journal, Slab, Table};
 
 /// What a badge authorizes. Badges are owned by addresses and can be transferred.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
@@ -107,7 +107,7 @@ pub struct Node {
     /// The last epoch in which the node earned its once-per-epoch reputation point.
     pub last_reputation_epoch: Option<u64>,
     /// The enclave key committed for confidential compute, if any.
-    pub tee_key: Option<TeeKey>,
+    pub tee_key: Option<Box<TeeKey>>,
     /// Open stacks that selected the node plus open tickets that requested it as an attester.
     pub open_work: u64,
 }
@@ -287,7 +287,7 @@ pub struct Stack {
     /// The block timestamp of creation, in milliseconds.
     pub created_ms: u64,
     /// The settlement ticket, once the node settled.
-    pub ticket: Option<SettlementTicket>,
+    pub ticket: Option<Box<SettlementTicket>>,
 }
 
 /// How a stack closed; kept so that late calls get a precise error.
@@ -336,7 +336,7 @@ pub struct AtomaDb {
     pub(crate) badges: Table<ObjectId, Badge>,
     /// `(owner, badge)`: the badges each address owns.
     pub(crate) owned: Table<(Address, ObjectId), ()>,
-    pub(crate) nodes: Table<NodeSmallId, Node>,
+    pub(crate) nodes: Slab<NodeSmallId, Node>,
     pub(crate) subscriptions: Table<(TaskSmallId, NodeSmallId), Subscription>,
     pub(crate) node_tasks: Table<(NodeSmallId, TaskSmallId), ()>,
     pub(crate) models: Table<String, Model>,
@@ -344,7 +344,7 @@ pub struct AtomaDb {
     pub(crate) model_nodes: Table<(String, EchelonId, NodeSmallId), ()>,
     pub(crate) node_models: Table<(NodeSmallId, String, EchelonId), ()>,
     pub(crate) tasks: Table<TaskSmallId, Task>,
-    pub(crate) stacks: Table<StackSmallId, Stack>,
+    pub(crate) stacks: Slab<StackSmallId, Stack>,
     pub(crate) closed_stacks: Table<StackSmallId, StackClosure>,
     pub(crate) attestation_roots: Table<DeviceType, [u8; 32]>,
     /// Derived from the tables above; rebuilt after loading, never serialized.

@@ -138,8 +138,11 @@ impl AtomaDb {
         if !Ed25519Chain.verify(root, c.node, c.rotation, c.public_key, c.evidence) {
             return Err(ContractError::EInvalidTeeEvidence);
         }
-        self.node_mut(c.node)?.tee_key =
-            Some(TeeKey { device_type: device, public_key: *c.public_key, key_rotation_counter: c.rotation });
+        self.node_mut(c.node)?.tee_key = Some(Box::new(TeeKey {
+            device_type: device,
+            public_key: *c.public_key,
+            key_rotation_counter: c.rotation,
+        }));
         tx.emit(NodePublicKeyCommittmentEvent {
             epoch: tx.epoch(),
             key_rotation_counter: c.rotation,

@@ -115,3 +115,17 @@ pub fn resident_bytes() -> u64 {
     let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
     pages * 4096
 }
+
+/// The mean of a criterion benchmark in nanoseconds, read from this run's
+/// `target/criterion/<group>/<id>[/<param>]/new/estimates.json`.
+pub fn mean_ns(group: &str, id: &str, param: Option<u64>) -> Option<f64> {
+    let dir = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target").to_string());
+    let path = match param {
+        Some(p) => format!("{dir}/criterion/{group}/{id}/{p}/new/estimates.json"),
+        None => format!("{dir}/criterion/{group}/{id}/new/estimates.json"),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["mean"]["point_estimate"].as_f64()
+}
