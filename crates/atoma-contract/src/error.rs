@@ -40,6 +40,11 @@ macro_rules! contract_errors {
                 }
             }
 
+            /// The error with this full number (`312012000 + n`), if there is one.
+            pub fn from_code(code: u64) -> Option<Self> {
+                Self::ALL.iter().copied().find(|e| e.code() == code)
+            }
+
             /// The error with this name, if there is one.
             pub fn from_name(name: &str) -> Option<Self> {
                 Self::ALL.iter().copied().find(|e| e.name() == name)
@@ -166,6 +171,8 @@ mod tests {
     fn names_round_trip() {
         for e in ContractError::ALL {
             assert_eq!(ContractError::from_name(e.name()), Some(*e));
+            assert_eq!(ContractError::from_code(e.code()), Some(*e));
         }
+        assert_eq!(ContractError::from_code(312_012_008), None);
     }
 }

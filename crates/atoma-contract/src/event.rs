@@ -2,7 +2,9 @@
 //!
 //! Each event is a struct; [`Event`] wraps them all. The contract does not know JSON: every event
 //! lists its fields as neutral [`EventValue`]s, and the RPC edge renders those in Sui's
-//! `parsedJson` convention. Field names and order are part of the wire format.
+//! `parsedJson` convention. Field names and order are part of the wire format, and the ledger
+//! stores events BCS-encoded, so the order of the variants of [`Event`] is a storage format too:
+//! append new events at the end, never reorder or remove one.
 
 use serde::{Deserialize, Serialize};
 

@@ -93,6 +93,22 @@ impl AtomaDb {
         }
     }
 
+    /// Executes a call and undoes it whatever the outcome: what `execute` would return, at the
+    /// cost of the call alone (no copy of the state). The state is unchanged afterwards.
+    ///
+    /// # Errors
+    /// As [`AtomaDb::execute`].
+    pub fn dry_run(&mut self, ctx: &TxContext, call: &Call) -> Result<Vec<Event>, ContractError> {
+        let mut tx = Tx::new(ctx);
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.dispatch(&mut tx, call)));
+        self.rollback();
+        match outcome {
+            Ok(Ok(())) => Ok(tx.events),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(ContractError::EInternalPanic),
+        }
+    }
+
     fn dispatch(&mut self, tx: &mut Tx<'_>, call: &Call) -> Result<(), ContractError> {
         match call {
             Call::TransferToma { recipient, amount } => self.transfer_toma(tx, *recipient, *amount),

@@ -453,3 +453,26 @@ fn destroyed_node_returns_collateral_and_fees() {
     assert!(w.db.node(node).is_none());
     assert_eq!(w.db.task(task).unwrap().num_subscribers, 0);
 }
+
+#[test]
+fn dry_run_reports_what_execute_would_and_changes_nothing() {
+    let mut w = World::new();
+    let node = w.register_node(addr(1));
+    let task = w.create_task(addr(2), 0, None);
+    w.subscribe(addr(1), node, task, 5, 100);
+    let buy = Call::AcquireNewStack { task, num_compute_units: 10, max_price_per_compute_unit: 5 };
+    let ctx = atoma_contract::TxContext {
+        sender: addr(3),
+        epoch: 0,
+        timestamp_ms: 5,
+        tx_digest: [77; 32],
+        random_seed: [78; 32],
+    };
+    let before = w.db.state_digest();
+    let dry = w.db.dry_run(&ctx, &buy).expect("the purchase would succeed");
+    assert_eq!(w.db.state_digest(), before);
+    let bad = Call::AcquireNewStack { task, num_compute_units: 0, max_price_per_compute_unit: 5 };
+    assert_eq!(w.db.dry_run(&ctx, &bad), Err(ContractError::EInvalidComputeUnits));
+    assert_eq!(w.db.state_digest(), before);
+    assert_eq!(w.db.execute(&ctx, &buy), Ok(dry));
+}

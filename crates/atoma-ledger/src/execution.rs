@@ -77,8 +77,8 @@ pub struct BlockEffects {
     pub digest: Digest,
     /// One per transaction, in block order.
     pub outcomes: Vec<TxOutcome>,
-    /// The combined state digest after the block.
-    pub state_digest: Digest,
+    /// The combined state digest after the block, computed at snapshot heights only.
+    pub state_digest: Option<Digest>,
     /// The next nonce of every sender in the block, after it.
     pub nonces: Vec<(Address, u64)>,
 }

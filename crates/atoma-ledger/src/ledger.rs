@@ -104,7 +104,6 @@ pub struct DryRunOutcome {
 /// The state and its digest, kept together under one lock.
 struct Live {
     state: ChainState,
-    digest: Digest,
 }
 
 /// A chain's state and storage. See the module docs.
@@ -156,11 +155,10 @@ impl Ledger {
         };
         let params = genesis.params();
         let state = recover(&store, &params)?;
-        let digest = combined_digest(&state.db.canonical_bytes(), &state.ledger);
         let metrics = Metrics::default();
         metrics.set_height(state.ledger.height);
         let (events, _) = broadcast::channel(options.event_buffer);
-        let live = RwLock::new(Live { state, digest });
+        let live = RwLock::new(Live { state });
         Ok(Ledger { store, live, genesis, params, options, events, metrics, halted: AtomicBool::new(false) })
     }
 
@@ -181,22 +179,20 @@ impl Ledger {
         }
         let verified = validate_block(&live.state, block, &self.params)?;
         let (outcomes, nonces) = execute_block(&mut live.state, block, &verified);
-        let contract = live.state.db.canonical_bytes();
-        let state_digest = combined_digest(&contract, &live.state.ledger);
-        live.digest = state_digest;
+        // Encoding and hashing the whole state costs time linear in its size, so it happens only
+        // at snapshot heights, not on every block.
+        let snapshot = block.header.height.is_multiple_of(self.options.snapshot_interval).then(|| {
+            let contract = live.state.db.canonical_bytes();
+            let digest = combined_digest(&contract, &live.state.ledger);
+            Snapshot { height: block.header.height, ledger: live.state.ledger.clone(), contract, digest }
+        });
         let effects = BlockEffects {
             header: block.header.clone(),
             digest: block.digest(),
             outcomes,
-            state_digest,
+            state_digest: snapshot.as_ref().map(|s| s.digest),
             nonces,
         };
-        let snapshot = block.header.height.is_multiple_of(self.options.snapshot_interval).then(|| Snapshot {
-            height: block.header.height,
-            ledger: live.state.ledger.clone(),
-            contract,
-            digest: state_digest,
-        });
         let commit_started = Instant::now();
         if let Err(error) = self.commit_block(block, &effects, snapshot) {
             match self.reload() {
@@ -244,9 +240,7 @@ impl Ledger {
     }
 
     fn reload(&self) -> Result<Live, LedgerError> {
-        let state = recover(&self.store, &self.params)?;
-        let digest = combined_digest(&state.db.canonical_bytes(), &state.ledger);
-        Ok(Live { state, digest })
+        Ok(Live { state: recover(&self.store, &self.params)? })
     }
 
     fn publish(&self, effects: &BlockEffects) {
@@ -298,8 +292,11 @@ impl Ledger {
     }
 
     /// The combined digest of the contract's and the ledger's state after the tip.
+    ///
+    /// Encodes and hashes the whole state under the read lock: linear in the state's size, meant
+    /// for tests, tools and the occasional RPC query, not for every block.
     pub fn state_digest(&self) -> Digest {
-        self.read().digest
+        self.read().state.digest()
     }
 
     /// The genesis this chain started from.
@@ -392,35 +389,34 @@ impl Ledger {
         EventSubscription::new(self.events.subscribe(), filter)
     }
 
-    /// Executes a transaction on a copy of the current state and throws the copy away.
+    /// Executes a transaction against the current state and undoes it: the contract journals
+    /// every write and rolls the call back, so a dry run costs one call, not a copy of the state.
+    /// It holds the write lock for that one call.
     ///
-    /// The copy costs a clone of the whole contract state: the contract journals a call's writes
-    /// but has no public rollback. The nonce is not checked (a dry run may come before the nonce
-    /// is known), and the randomness differs from what the real block will give, so a sampled
-    /// node may differ.
+    /// The nonce is not checked (a dry run may come before the nonce is known), and the randomness
+    /// differs from what the real block will give, so a sampled node may differ.
     ///
     /// # Errors
     /// The transaction's own verification errors (size, encoding, chain id, signature).
     pub fn dry_run(&self, signed: SignedTransaction) -> Result<DryRunOutcome, LedgerError> {
         let tx = signed.verify(&self.params.chain_id)?;
         let digest = tx.digest();
-        let (mut db, tip) = {
-            let live = self.read();
-            (live.state.db.clone(), live.state.ledger.clone())
-        };
+        let mut live = self.write();
+        let tip = &live.state.ledger;
+        let (epoch, timestamp_ms) = (tip.epoch, tip.timestamp_ms);
         let block_seed = blake2b256(&[b"atoma-dry-run", &tip.block_digest.0]);
         let ctx = TxContext {
             sender: tx.sender(),
-            epoch: tip.epoch,
-            timestamp_ms: tip.timestamp_ms,
+            epoch,
+            timestamp_ms,
             tx_digest: digest.0,
             random_seed: transaction_random_seed(&block_seed, &digest),
         };
-        let (status, events) = match db.execute(&ctx, &tx.transaction().call) {
+        let (status, events) = match live.state.db.dry_run(&ctx, &tx.transaction().call) {
             Ok(events) => (TxStatus::Success, events),
             Err(e) => (TxStatus::Failure(e), Vec::new()),
         };
-        Ok(DryRunOutcome { digest, status, events, epoch: tip.epoch, timestamp_ms: tip.timestamp_ms })
+        Ok(DryRunOutcome { digest, status, events, epoch, timestamp_ms })
     }
 
     /// Replays every stored block from the genesis snapshot and returns the final state digest,
@@ -492,7 +488,7 @@ fn write_genesis(store: &Store, genesis: &GenesisConfig) -> Result<(), LedgerErr
         header: &header,
         digest: header.digest(),
         transactions: vec![(None, &outcome)],
-        state_digest,
+        state_digest: Some(state_digest),
         nonces: &[],
         snapshot: Some(snapshot),
         genesis: Some(genesis),
@@ -508,7 +504,7 @@ fn recover(store: &Store, params: &ChainParams) -> Result<ChainState, LedgerErro
 }
 
 /// Restores `snapshot` and re-executes the stored blocks up to `tip` without writing them,
-/// checking the digest after each against the one recorded when it was first applied.
+/// checking the state digest wherever one was recorded (at snapshot heights).
 fn replay(
     store: &Store,
     params: &ChainParams,
@@ -528,8 +524,10 @@ fn replay(
         let verified =
             validate_block(&state, &block, params).map_err(|e| corrupt(format!("block {height}: {e}")))?;
         execute_block(&mut state, &block, &verified);
-        let digest = combined_digest(&state.db.canonical_bytes(), &state.ledger);
-        if store.state_digest_at(height)? != Some(digest) {
+        // Digests are recorded at snapshot heights only.
+        if let Some(recorded) = store.state_digest_at(height)?
+            && state.digest() != recorded
+        {
             return Err(corrupt(format!("block {height} replays to a different state")));
         }
     }

@@ -10,7 +10,7 @@
 //! | `meta` | `"format_version"`, `"genesis"` | `u32` LE; BCS [`GenesisConfig`] |
 //! | `blocks` | height `u64` | BCS [`BlockHeader`] |
 //! | `block_heights` | block digest | height |
-//! | `state_digests` | height | combined state digest after the block |
+//! | `state_digests` | height | combined state digest after the block (snapshot heights only) |
 //! | `transactions` | tx digest | BCS `TxRecord`: signed transaction, block, index, status, event count |
 //! | `events` | position `height‖tx_index‖event_seq` (24 bytes) | BCS [`EventRecord`] |
 //! | `events_by_type` | `name‖0x00‖position` | `()` |
@@ -152,7 +152,8 @@ pub(crate) struct Commit<'a> {
     pub digest: Digest,
     /// Each transaction (`None` for the genesis pseudo-transaction) with its outcome.
     pub transactions: Vec<(Option<&'a SignedTransaction>, &'a TxOutcome)>,
-    pub state_digest: Digest,
+    /// Recorded at snapshot heights only.
+    pub state_digest: Option<Digest>,
     pub nonces: &'a [(Address, u64)],
     pub snapshot: Option<Snapshot>,
     /// Written only by the genesis commit.
@@ -337,7 +338,9 @@ fn write_header(txn: &WriteTransaction, c: &Commit<'_>) -> Result<(), LedgerErro
     let height = c.header.height;
     txn.open_table(BLOCKS)?.insert(height, &encode(c.header)[..])?;
     txn.open_table(BLOCK_HEIGHTS)?.insert(&c.digest.0, height)?;
-    txn.open_table(STATE_DIGESTS)?.insert(height, &c.state_digest.0)?;
+    if let Some(digest) = &c.state_digest {
+        txn.open_table(STATE_DIGESTS)?.insert(height, &digest.0)?;
+    }
     Ok(())
 }
 
