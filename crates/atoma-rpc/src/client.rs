@@ -23,8 +23,8 @@ use core::fmt;
 use std::time::Duration;
 
 use atoma_api::{
-    AuditView, BadgeView, DbView, ErrorView, EventEnvelope, EventId, ModelView, NodeView, StackLookup, TaskView,
-    TicketView,
+    AuditView, BadgeView, DbView, ErrorView, EventEnvelope, EventId, ModelView, NodeView, StackLookup,
+    TaskView, TicketView,
 };
 use atoma_contract::{Address, Call, NodeSmallId, StackSmallId, TaskSmallId};
 use atoma_ledger::{Digest, EventFilter, Keypair, SignedTransaction};
@@ -114,9 +114,15 @@ impl ClientError {
         match e {
             JsonRpcError::Call(object) => {
                 let data = object.data().and_then(|raw| serde_json::from_str::<ErrorView>(raw.get()).ok());
-                ClientError::Rpc(RpcErrorObject { code: object.code(), message: object.message().to_string(), data })
+                ClientError::Rpc(RpcErrorObject {
+                    code: object.code(),
+                    message: object.message().to_string(),
+                    data,
+                })
             }
-            JsonRpcError::ParseError(e) => ClientError::Decode { method: method.into(), reason: e.to_string() },
+            JsonRpcError::ParseError(e) => {
+                ClientError::Decode { method: method.into(), reason: e.to_string() }
+            }
             other => ClientError::Transport(other.to_string()),
         }
     }
@@ -162,13 +168,18 @@ impl Client {
         Ok(Client { http, ws_url })
     }
 
-    async fn call<T: DeserializeOwned>(&self, method: &'static str, params: Vec<Value>) -> Result<T, ClientError> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: Vec<Value>,
+    ) -> Result<T, ClientError> {
         let value: Value = self
             .http
             .request(method, Positional(params))
             .await
             .map_err(|e| ClientError::from_jsonrpc(method, e))?;
-        serde_json::from_value(value).map_err(|e| ClientError::Decode { method: method.into(), reason: e.to_string() })
+        serde_json::from_value(value)
+            .map_err(|e| ClientError::Decode { method: method.into(), reason: e.to_string() })
     }
 
     /// `atoma_executeTransaction`: submits a signed transaction and waits until its block is
@@ -178,7 +189,10 @@ impl Client {
     /// [`ClientError::Rpc`] with `EBadSignature`, `EWrongChainId`, `ENonceUsed`, `ENonceFuture`,
     /// `EMalformedTransaction`, `ETransactionTooLarge` (nothing changed) or `EMempoolFull`
     /// (retryable); transport and decode errors.
-    pub async fn execute_transaction(&self, signed: &SignedTransaction) -> Result<TransactionResult, ClientError> {
+    pub async fn execute_transaction(
+        &self,
+        signed: &SignedTransaction,
+    ) -> Result<TransactionResult, ClientError> {
         self.call("atoma_executeTransaction", tx_params(signed)).await
     }
 
@@ -188,7 +202,11 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::execute_transaction`].
-    pub async fn sign_and_execute(&self, key: &Keypair, call: Call) -> Result<TransactionResult, ClientError> {
+    pub async fn sign_and_execute(
+        &self,
+        key: &Keypair,
+        call: Call,
+    ) -> Result<TransactionResult, ClientError> {
         let chain_id = self.get_chain_info().await?.chain_id;
         let nonce = self.get_nonce(&key.address()).await?;
         self.execute_transaction(&key.sign_call(chain_id.0, nonce, call)).await
@@ -283,8 +301,13 @@ impl Client {
     ///
     /// # Errors
     /// Transport and decode errors.
-    pub async fn list_tasks(&self, cursor: Option<TaskSmallId>, limit: Option<u64>) -> Result<TaskPage, ClientError> {
-        let params = vec![cursor.map_or(Value::Null, |c| u64_param(c.0)), limit.map_or(Value::Null, u64_param)];
+    pub async fn list_tasks(
+        &self,
+        cursor: Option<TaskSmallId>,
+        limit: Option<u64>,
+    ) -> Result<TaskPage, ClientError> {
+        let params =
+            vec![cursor.map_or(Value::Null, |c| u64_param(c.0)), limit.map_or(Value::Null, u64_param)];
         self.call("atoma_listTasks", params).await
     }
 
@@ -342,11 +365,18 @@ impl Client {
         descending: bool,
     ) -> Result<EventPage, ClientError> {
         let cursor = match cursor {
-            Some(c) => serde_json::to_value(c)
-                .map_err(|e| ClientError::Decode { method: "atoma_queryEvents".into(), reason: e.to_string() })?,
+            Some(c) => serde_json::to_value(c).map_err(|e| ClientError::Decode {
+                method: "atoma_queryEvents".into(),
+                reason: e.to_string(),
+            })?,
             None => Value::Null,
         };
-        let params = vec![filter_to_json(filter), cursor, limit.map_or(Value::Null, u64_param), Value::Bool(descending)];
+        let params = vec![
+            filter_to_json(filter),
+            cursor,
+            limit.map_or(Value::Null, u64_param),
+            Value::Bool(descending),
+        ];
         self.call("atoma_queryEvents", params).await
     }
 
@@ -377,7 +407,11 @@ impl Client {
     /// # Errors
     /// `ENotLocalNetwork`; invalid params for an amount of 0 or above the server's cap;
     /// `EMempoolFull`; transport and decode errors.
-    pub async fn faucet(&self, recipient: &Address, amount: Option<u64>) -> Result<TransactionResult, ClientError> {
+    pub async fn faucet(
+        &self,
+        recipient: &Address,
+        amount: Option<u64>,
+    ) -> Result<TransactionResult, ClientError> {
         self.call("atoma_faucet", vec![address_param(recipient), amount.map_or(Value::Null, u64_param)]).await
     }
 

@@ -6,8 +6,8 @@
 //!
 //! | code | constant | when | `data` |
 //! |---|---|---|---|
-//! | -32700 | [`codes::PARSE_ERROR`] | the body is not JSON | — |
-//! | -32600 | [`codes::INVALID_REQUEST`] | JSON, but not a JSON-RPC 2.0 request | — |
+//! | -32700 | [`codes::PARSE_ERROR`] | the body is not JSON, or is JSON but not a request object (jsonrpsee reads both alike) | — |
+//! | -32600 | [`codes::INVALID_REQUEST`] | a malformed batch | — |
 //! | -32601 | [`codes::METHOD_NOT_FOUND`] | no such method | — |
 //! | -32602 | [`codes::INVALID_PARAMS`] | a parameter is missing, unknown, extra or of the wrong type; the message names it | `EInvalidCursor` for an unknown cursor |
 //! | -32603 | [`codes::INTERNAL_ERROR`] | a bug | — |
@@ -33,7 +33,7 @@ use jsonrpsee::types::ErrorObjectOwned;
 pub mod codes {
     /// The body is not valid JSON.
     pub const PARSE_ERROR: i32 = -32700;
-    /// Valid JSON but not a JSON-RPC 2.0 request object.
+    /// A malformed request (jsonrpsee answers [`PARSE_ERROR`] for most non-requests).
     pub const INVALID_REQUEST: i32 = -32600;
     /// The method does not exist.
     pub const METHOD_NOT_FOUND: i32 = -32601;

@@ -65,7 +65,9 @@ impl RpcMetrics {
             ),
         ];
         rows.iter()
-            .map(|(name, kind, help, value)| format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"))
+            .map(|(name, kind, help, value)| {
+                format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n")
+            })
             .collect()
     }
 }
@@ -150,8 +152,12 @@ where
 impl<S> HealthAndMetrics<S> {
     fn health(&self) -> HttpResponse {
         let info = self.chain.chain_info();
-        let view =
-            HealthView { status: "ok".into(), chain_id: info.chain_id, height: info.height, epoch: info.epoch };
+        let view = HealthView {
+            status: "ok".into(),
+            chain_id: info.chain_id,
+            height: info.height,
+            epoch: info.epoch,
+        };
         match serde_json::to_string(&view) {
             Ok(body) => response(StatusCode::OK, "application/json", body),
             Err(e) => response(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e.to_string()),
@@ -160,7 +166,8 @@ impl<S> HealthAndMetrics<S> {
 
     fn metrics(&self) -> HttpResponse {
         let snapshot = self.chain.metrics();
-        let body = snapshot.to_prometheus() + &transactions_by_status(&snapshot) + &self.metrics.to_prometheus();
+        let body =
+            snapshot.to_prometheus() + &transactions_by_status(&snapshot) + &self.metrics.to_prometheus();
         response(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body)
     }
 }

@@ -154,7 +154,8 @@ mod tests {
     fn u64_readers_accept_numbers_and_digit_strings_only() {
         assert_eq!(u64_of(&json!(7)), Some(7));
         assert_eq!(u64_of(&json!("18446744073709551615")), Some(u64::MAX));
-        for bad in [json!(-1), json!(1.5), json!("+1"), json!(" 1"), json!(""), json!("18446744073709551616")] {
+        for bad in [json!(-1), json!(1.5), json!("+1"), json!(" 1"), json!(""), json!("18446744073709551616")]
+        {
             assert_eq!(u64_of(&bad), None, "{bad}");
         }
     }

@@ -7,14 +7,15 @@
 //! async: they wait for their block without holding a thread.
 
 use atoma_api::{
-    AuditView, BadgeView, DbView, EventEnvelope, EventId as EventIdJson, ModelView, NodeView, StackLookup, TaskView,
-    TicketView,
+    AuditView, BadgeView, DbView, EventEnvelope, EventId as EventIdJson, ModelView, NodeView, StackLookup,
+    TaskView, TicketView,
 };
 use atoma_contract::{Address, Call, ContractError, NodeSmallId, StackSmallId, TaskSmallId};
 use atoma_ledger::events::effective_limit;
 use atoma_ledger::tx::MAX_TRANSACTION_SIZE;
 use atoma_ledger::{
-    Block, BlockHeader, ChainInfo, Digest, EventId, EventRecord, LedgerError, SignedTransaction, TxOutcome, TxStatus,
+    Block, BlockHeader, ChainInfo, Digest, EventId, EventRecord, LedgerError, SignedTransaction, TxOutcome,
+    TxStatus,
 };
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -127,9 +128,9 @@ fn base64_param(args: &Args, index: usize) -> Result<Vec<u8>, RpcError> {
     if size > MAX_TRANSACTION_SIZE {
         return Err(LedgerError::ETransactionTooLarge { size, limit: MAX_TRANSACTION_SIZE }.into());
     }
-    STANDARD
-        .decode(text.as_bytes())
-        .map_err(|e| RpcError::invalid_params(format!("invalid parameter `{}`: not base64: {e}", args.name(index))))
+    STANDARD.decode(text.as_bytes()).map_err(|e| {
+        RpcError::invalid_params(format!("invalid parameter `{}`: not base64: {e}", args.name(index)))
+    })
 }
 
 fn envelope(c: &Context, record: &EventRecord) -> EventEnvelope {
@@ -150,7 +151,11 @@ fn status_parts(status: &TxStatus) -> (ExecutionStatus, Option<atoma_api::ErrorV
     }
 }
 
-fn transaction_result(c: &Context, outcome: &TxOutcome, transaction: Option<TransactionData>) -> TransactionResult {
+fn transaction_result(
+    c: &Context,
+    outcome: &TxOutcome,
+    transaction: Option<TransactionData>,
+) -> TransactionResult {
     let (status, error) = status_parts(&outcome.status);
     TransactionResult {
         digest: outcome.digest,
@@ -252,7 +257,8 @@ fn block_view(block: &Block) -> BlockView {
 
 fn get_block(c: &Context, args: &Args) -> Result<Value, RpcError> {
     let height: u64 = args.required(0)?;
-    let block = c.chain.block(height)?.ok_or_else(|| RpcError::not_found_rpc(RpcErrorName::EBlockNotFound))?;
+    let block =
+        c.chain.block(height)?.ok_or_else(|| RpcError::not_found_rpc(RpcErrorName::EBlockNotFound))?;
     to_json(&block_view(&block))
 }
 
@@ -288,7 +294,10 @@ fn list_tasks(c: &Context, args: &Args) -> Result<Value, RpcError> {
     };
     let mut data: Vec<TaskView> = match from {
         Some(from) => c.chain.with_state(|db| {
-            db.tasks_from(TaskSmallId(from)).take(limit.saturating_add(1)).map(|t| TaskView::new(db, t)).collect()
+            db.tasks_from(TaskSmallId(from))
+                .take(limit.saturating_add(1))
+                .map(|t| TaskView::new(db, t))
+                .collect()
         }),
         None => Vec::new(),
     };

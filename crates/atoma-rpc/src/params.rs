@@ -66,7 +66,11 @@ impl Args {
     /// The `index`-th parameter, which must be given.
     pub fn required<T: FromParam>(&self, index: usize) -> Result<T, RpcError> {
         self.optional(index)?.ok_or_else(|| {
-            RpcError::invalid_params(format!("missing parameter `{}`: expected {}", self.name(index), T::EXPECTED))
+            RpcError::invalid_params(format!(
+                "missing parameter `{}`: expected {}",
+                self.name(index),
+                T::EXPECTED
+            ))
         })
     }
 
@@ -200,7 +204,8 @@ mod tests {
     #[test]
     fn positional_and_named_params_line_up() {
         let address = format!("0x{}", "ab".repeat(32));
-        for json in [format!(r#"["{address}", "5"]"#), format!(r#"{{"amount": 5, "address": "{address}"}}"#)] {
+        for json in [format!(r#"["{address}", "5"]"#), format!(r#"{{"amount": 5, "address": "{address}"}}"#)]
+        {
             let a = args(&json).unwrap_or_else(|e| panic!("{e:?}"));
             assert_eq!(a.required::<Address>(0).ok(), Some(Address([0xab; 32])));
             assert_eq!(a.optional::<u64>(1).ok(), Some(Some(5)));

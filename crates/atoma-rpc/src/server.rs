@@ -179,7 +179,10 @@ fn validate(config: &RpcConfig) -> Result<(), ServeError> {
     if config.max_request_body_bytes == 0 || config.max_response_body_bytes == 0 {
         return bad("body size limits must be > 0");
     }
-    if config.max_connections == 0 || config.max_subscriptions_per_connection == 0 || config.max_batch_len == 0 {
+    if config.max_connections == 0
+        || config.max_subscriptions_per_connection == 0
+        || config.max_batch_len == 0
+    {
         return bad("connection, subscription and batch limits must be > 0");
     }
     if config.faucet_default_amount == 0 || config.faucet_default_amount > config.faucet_max_amount {

@@ -17,13 +17,13 @@
 
 use std::sync::Arc;
 
-use atoma_api::{EventEnvelope, ErrorView};
+use atoma_api::{ErrorView, EventEnvelope};
 use atoma_ledger::events::MAX_PAGE_LIMIT;
 use atoma_ledger::{EventFilter, EventId, EventRecord, EventSubscription, LedgerError, SubscriptionError};
+use jsonrpsee::RpcModule;
 use jsonrpsee::core::{RegisterMethodError, SubscriptionError as CloseError};
 use jsonrpsee::server::{PendingSubscriptionSink, SubscriptionCloseResponse, SubscriptionSink};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
-use jsonrpsee::RpcModule;
 
 use crate::error::RpcError;
 use crate::params::Args;

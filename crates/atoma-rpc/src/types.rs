@@ -275,10 +275,9 @@ pub fn filter_from_json(value: &Value) -> Result<EventFilter, String> {
         "All" => Ok(EventFilter::All),
         "EventType" | "MoveEventType" => event_type_name(string()?).map(EventFilter::EventType),
         "Sender" => string()?.parse().map(EventFilter::Sender).map_err(|e| format!("Sender: {e}")),
-        "Transaction" => string()?
-            .parse()
-            .map(EventFilter::Transaction)
-            .map_err(|e| format!("Transaction: {e}")),
+        "Transaction" => {
+            string()?.parse().map(EventFilter::Transaction).map_err(|e| format!("Transaction: {e}"))
+        }
         "Node" => small_id().map(|id| EventFilter::Node(NodeSmallId(id))),
         "Task" => small_id().map(|id| EventFilter::Task(TaskSmallId(id))),
         "Stack" => small_id().map(|id| EventFilter::Stack(StackSmallId(id))),

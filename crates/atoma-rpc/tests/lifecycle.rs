@@ -104,7 +104,9 @@ async fn a_whole_lifecycle_through_the_client_and_every_query() {
     ok(c, &operator(), settle).await;
     let ticket = c.get_settlement_ticket(second).await.expect("ticket");
     assert_eq!((ticket.num_claimed_compute_units, ticket.status), (10, TicketStatusView::Pending));
-    assert!(matches!(c.get_stack(second).await.expect("open"), StackLookup::Open(s) if s.settlement_ticket.is_some()));
+    assert!(
+        matches!(c.get_stack(second).await.expect("open"), StackLookup::Open(s) if s.settlement_ticket.is_some())
+    );
 
     // Task pages: three tasks, two per page.
     ok(c, &user(), create_task_call()).await;
@@ -129,7 +131,8 @@ async fn a_whole_lifecycle_through_the_client_and_every_query() {
     assert_eq!(dry.status, ExecutionStatus::Success);
     assert_eq!(dry.events[0].event_name(), "TomaTransferredEvent");
     let too_much = Call::TransferToma { recipient: operator().address(), amount: u64::MAX };
-    let dry = c.dry_run_transaction(&user().sign_call(info.chain_id.0, nonce, too_much)).await.expect("dry run");
+    let dry =
+        c.dry_run_transaction(&user().sign_call(info.chain_id.0, nonce, too_much)).await.expect("dry run");
     assert_eq!(dry.error.map(|e| e.name), Some("EInsufficientBalance".into()));
     assert_eq!(net.chain.state_digest(), digest_before);
     assert_eq!(c.get_nonce(&user().address()).await.expect("nonce"), nonce);
@@ -191,7 +194,11 @@ async fn a_whole_lifecycle_through_the_client_and_every_query() {
             assert_eq!(walk_events(c, &filter, limit, false).await, full, "{filter:?} ascending by {limit}");
             let mut reversed = full.clone();
             reversed.reverse();
-            assert_eq!(walk_events(c, &filter, limit, true).await, reversed, "{filter:?} descending by {limit}");
+            assert_eq!(
+                walk_events(c, &filter, limit, true).await,
+                reversed,
+                "{filter:?} descending by {limit}"
+            );
         }
     }
     let last = walk_events(c, &EventFilter::All, 1000, false).await.pop().expect("events");

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use atoma_api::{BadgeKindView, EventEnvelope};
-use atoma_contract::{AdminOp, Call, EchelonId, EchelonParams, NodeSmallId, ObjectId, StackSmallId, TOMA, TaskSmallId};
+use atoma_contract::{
+    AdminOp, Call, EchelonId, EchelonParams, NodeSmallId, ObjectId, StackSmallId, TOMA, TaskSmallId,
+};
 use atoma_ledger::genesis::ADMIN_ALIAS;
 use atoma_ledger::keystore::KEYSTORE_FILE;
 use atoma_ledger::{Chain, ChainConfig, ChainHandle, ChainTask, Digest, EventFilter, Keypair, Keystore};
@@ -44,8 +46,9 @@ pub fn chain_config(dir: &Path) -> ChainConfig {
 pub async fn start_with(config: ChainConfig) -> Net {
     let dir = config.data_dir.clone();
     let (chain, task) = Chain::open(config).expect("chain opens");
-    let server =
-        serve(chain.clone(), RpcConfig::listening_on(SocketAddr::from(([127, 0, 0, 1], 0)))).await.expect("serves");
+    let server = serve(chain.clone(), RpcConfig::listening_on(SocketAddr::from(([127, 0, 0, 1], 0))))
+        .await
+        .expect("serves");
     let client = Client::new(&server.url()).expect("client");
     let keystore = Keystore::load(&dir.join(KEYSTORE_FILE)).expect("keystore");
     let admin = keystore.keypair(ADMIN_ALIAS).expect("readable").expect("admin key");
@@ -122,10 +125,15 @@ pub async fn run_lifecycle(net: &Net) -> Lifecycle {
     ok(client, node, Call::RegisterNode { collateral: 1_000 * TOMA, supported_optimizations: 0 }).await;
     ok(client, node, Call::AddNodeToModel { node: NODE, model_name: MODEL.into(), echelon }).await;
     let create_task = ok(client, user, create_task_call()).await;
-    let subscribe =
-        Call::SubscribeNodeToTask { node: NODE, task: TASK, price_per_compute_unit: PRICE, max_num_compute_units: 1000 };
+    let subscribe = Call::SubscribeNodeToTask {
+        node: NODE,
+        task: TASK,
+        price_per_compute_unit: PRICE,
+        max_num_compute_units: 1000,
+    };
     ok(client, node, subscribe).await;
-    let buy_call = Call::AcquireNewStack { task: TASK, num_compute_units: UNITS, max_price_per_compute_unit: PRICE };
+    let buy_call =
+        Call::AcquireNewStack { task: TASK, num_compute_units: UNITS, max_price_per_compute_unit: PRICE };
     let buy = ok(client, user, buy_call).await;
     let early_claim = client
         .sign_and_execute(node, Call::ClaimFunds { node: NODE, stacks: vec![STACK] })
@@ -160,7 +168,12 @@ pub fn create_task_call() -> Call {
 }
 
 /// Every event matching `filter`, oldest first, walking pages of `limit`.
-pub async fn walk_events(client: &Client, filter: &EventFilter, limit: u64, descending: bool) -> Vec<EventEnvelope> {
+pub async fn walk_events(
+    client: &Client,
+    filter: &EventFilter,
+    limit: u64,
+    descending: bool,
+) -> Vec<EventEnvelope> {
     let mut out: Vec<EventEnvelope> = Vec::new();
     let mut cursor = None;
     loop {
