@@ -1,0 +1,134 @@
+//! A real `atoma start` process on a free loopback port with its own `$ATOMA_HOME`, and the
+//! `atoma` binary run against it.
+
+#![allow(dead_code)] // each test file uses part of this
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub fn atoma() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_atoma"))
+}
+
+/// A running `atoma start`.
+pub struct Network {
+    child: Option<Child>,
+    /// Kept open so the node never writes into a closed pipe.
+    _stdout: Option<BufReader<ChildStdout>>,
+    pub home: PathBuf,
+    pub url: String,
+    pub banner: Value,
+}
+
+impl Network {
+    /// Starts a local network in `home` (a new genesis when there is none yet).
+    pub fn start(home: &Path, extra: &[&str]) -> Network {
+        let mut child = atoma()
+            .args(["--json", "start", "--rpc-addr", "127.0.0.1:0"])
+            .args(extra)
+            .env("ATOMA_HOME", home)
+            .env_remove("ATOMA_RPC")
+            .env_remove("ATOMA_AS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("atoma start runs");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        let read = stdout.read_line(&mut line).expect("read the banner");
+        if read == 0 {
+            let mut err = String::new();
+            let _ = child.stderr.take().map(|mut s| s.read_to_string(&mut err));
+            panic!("atoma start exited before its banner: {err}");
+        }
+        let banner: Value = serde_json::from_str(&line).expect("the banner is one JSON line");
+        let url = banner["rpcUrl"].as_str().expect("rpcUrl").to_string();
+        Network { child: Some(child), _stdout: Some(stdout), home: home.to_path_buf(), url, banner }
+    }
+
+    /// Runs `atoma --rpc URL ARGS…` with this network's home.
+    pub fn run(&self, args: &[&str]) -> Output {
+        atoma()
+            .arg("--rpc")
+            .arg(&self.url)
+            .args(args)
+            .env("ATOMA_HOME", &self.home)
+            .env_remove("ATOMA_AS")
+            .stdin(Stdio::null())
+            .output()
+            .expect("atoma runs")
+    }
+
+    /// `atoma --json ARGS…`, which must succeed; its one JSON document.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        assert!(
+            out.status.success(),
+            "atoma {args:?} failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "atoma {args:?} printed no single JSON document ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// `atoma --json ARGS…`, which must fail; its `error` object.
+    pub fn fails(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        assert!(
+            !out.status.success(),
+            "atoma {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).expect("a JSON error document");
+        doc["error"].clone()
+    }
+
+    /// A value the transaction reported under `created`.
+    pub fn created(&self, args: &[&str], key: &str) -> String {
+        let doc = self.json(args);
+        doc["created"][key].as_str().unwrap_or_else(|| panic!("{args:?} created no {key}: {doc}")).to_string()
+    }
+
+    /// An account's balance in base units.
+    pub fn balance(&self, who: &str) -> u64 {
+        self.json(&["balance", who])["balance"].as_str().and_then(|b| b.parse().ok()).expect("a balance")
+    }
+
+    /// Stops the process with SIGTERM, as Ctrl-C would, and checks it exits cleanly.
+    pub fn stop(mut self) {
+        let mut child = self.child.take().expect("running");
+        let status =
+            Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill runs");
+        assert!(status.success());
+        let exit = child.wait().expect("the node exits");
+        assert!(exit.success(), "atoma start exited with {exit}");
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The stack-selected node's operator among `(node, alias)` pairs.
+pub fn operator_of<'a>(node: &str, operators: &[(&str, &'a str)]) -> &'a str {
+    operators.iter().find(|(n, _)| *n == node).map(|(_, a)| *a).expect("the selected node is one of ours")
+}

@@ -1,0 +1,132 @@
+//! The newcomer's walkthrough — `atoma demo` and `examples/walkthrough.sh` — against a freshly
+//! started network, twice each; live events over WebSocket; and what a user sees with no node.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{Network, atoma};
+use serde_json::Value;
+
+fn refund_of(demo: &Value) -> u64 {
+    demo["userRefund"].as_str().and_then(|r| r.parse().ok()).expect("a refund")
+}
+
+#[test]
+fn the_demo_ends_with_a_refund_and_events_and_runs_twice() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let net = Network::start(dir.path(), &["--accounts", "0"]);
+    let first = net.json(&["demo"]);
+    assert!(refund_of(&first) > 0, "{first}");
+    let names: Vec<&str> = first["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["type"].as_str()?.rsplit("::").next())
+        .collect();
+    assert_eq!(names, ["StackCreatedEvent", "StackTrySettleEvent", "StackSettlementTicketClaimedEvent"]);
+    let second = net.json(&["demo"]);
+    assert_ne!(second["model"], first["model"]);
+    assert_eq!(refund_of(&second), refund_of(&first));
+
+    let text = net.run(&["demo"]);
+    assert!(text.status.success());
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("the user's refund was") && stdout.contains("StackSettlementTicketClaimedEvent"),
+        "{stdout}"
+    );
+    assert_eq!(net.json(&["audit"])["holds"], true);
+    net.stop();
+}
+
+#[test]
+fn the_walkthrough_script_runs_twice() {
+    let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !have("bash") || !have("jq") {
+        eprintln!("skipped: examples/walkthrough.sh needs bash and jq");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let net = Network::start(dir.path(), &[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/walkthrough.sh");
+    for _ in 0..2 {
+        let out = Command::new("bash")
+            .arg(&script)
+            .env("ATOMA", env!("CARGO_BIN_EXE_atoma"))
+            .env("ATOMA_RPC", &net.url)
+            .env("ATOMA_HOME", &net.home)
+            .env_remove("ATOMA_AS")
+            .stdin(Stdio::null())
+            .output()
+            .expect("bash runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let refund = stdout.lines().find_map(|l| l.strip_prefix("user refund: ")).expect("a refund line");
+        assert_ne!(refund, "0 base units", "{stdout}");
+        assert!(stdout.contains("StackSettlementTicketClaimedEvent"), "{stdout}");
+    }
+    net.stop();
+}
+
+#[test]
+fn follow_prints_events_as_they_happen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let net = Network::start(dir.path(), &["--accounts", "2"]);
+    let mut follower = atoma()
+        .args(["--json", "--rpc", &net.url, "events", "--follow", "--type", "TomaTransferredEvent"])
+        .env("ATOMA_HOME", &net.home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the follower runs");
+    // The follower says on stderr when its subscription is live.
+    let mut stderr = BufReader::new(follower.stderr.take().expect("stderr"));
+    let mut note = String::new();
+    stderr.read_line(&mut note).expect("a note");
+    assert!(note.contains("following events"), "{note}");
+    net.json(&["transfer", "account-1", "2.5"]);
+    let mut line = String::new();
+    BufReader::new(follower.stdout.take().expect("stdout")).read_line(&mut line).expect("an event line");
+    let event: Value = serde_json::from_str(&line).expect("one JSON document per line");
+    assert_eq!(event["parsedJson"]["amount"], "2500000000");
+    let _ = follower.kill();
+    let _ = follower.wait();
+    net.stop();
+}
+
+#[test]
+fn without_a_node_the_cli_says_how_to_start_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = atoma()
+        .args(["--json", "--rpc", "http://127.0.0.1:9", "status"])
+        .env("ATOMA_HOME", dir.path())
+        .output()
+        .expect("atoma runs");
+    assert!(!out.status.success());
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("a JSON error");
+    assert_eq!(doc["error"]["name"], "ENoNodeRunning");
+    assert_eq!(doc["error"]["code"], 312_015_000);
+    assert!(doc["error"]["message"].as_str().is_some_and(|m| m.contains("atoma start")));
+}
+
+#[test]
+fn a_second_network_on_a_used_port_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let net = Network::start(dir.path(), &["--accounts", "0"]);
+    let addr = net.url.trim_start_matches("http://").to_string();
+    let other = tempfile::tempdir().expect("temp dir");
+    let out = atoma()
+        .args(["--json", "start", "--rpc-addr", &addr])
+        .env("ATOMA_HOME", other.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("atoma runs");
+    assert!(!out.status.success());
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("a JSON error");
+    assert_eq!(doc["error"]["name"], "EAddressInUse");
+    net.stop();
+}
