@@ -24,7 +24,8 @@ fn main() {
     assert_eq!(driver.db.stacks().count() as u64, OPEN_STACKS);
 
     let mut criterion = Criterion::default().configure_from_args().warm_up_time(Duration::from_secs(1));
-    criterion.bench_function("lifecycle/buy_settle_claim", |b| {
+    let mut group = criterion.benchmark_group("lifecycle");
+    group.bench_function("buy_settle_claim", |b| {
         b.iter(|| {
             let (stack, node) = driver.buy(task, 10, 1_000);
             let settle = Call::TrySettleStack {
@@ -40,6 +41,7 @@ fn main() {
             driver.run(operator(), &Call::ClaimFunds { node, stacks: vec![stack] });
         })
     });
+    group.finish();
     criterion.final_summary();
     assert!(driver.db.audit().holds());
     if let Some(ns) = support::mean_ns("lifecycle", "buy_settle_claim", None) {
