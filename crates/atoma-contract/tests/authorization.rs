@@ -121,7 +121,7 @@ fn node_calls_belong_to_the_nodes_owner() {
 
 #[test]
 fn another_nodes_owner_naming_its_own_node_gets_the_functions_own_error() {
-    let Fx { mut w, b, stack, plain_stack, .. } = fixture();
+    let Fx { mut w, b, oracle, stack, plain_stack, .. } = fixture();
     let (proof, leaf) = honest_commitment(1);
     let cases = vec![
         (w.settle_call(b, plain_stack, 1, proof, leaf), E::ENodeNotSelectedForStack),
@@ -156,7 +156,7 @@ fn another_nodes_owner_naming_its_own_node_gets_the_functions_own_error() {
         stack_merkle_leaf: leaf.to_vec(),
     };
     refused(&mut w, &[NODE_A], &attest(NodeSmallId(1)), E::ENodeNotSelectedForAttestation);
-    refused(&mut w, &[ORACLE], &attest(NodeSmallId(2)), E::ENodeNotSelectedForAttestation);
+    refused(&mut w, &[ORACLE], &attest(oracle), E::ENodeNotSelectedForAttestation);
     // Only the requested attester may open an attestation dispute.
     let dispute =
         Call::StartAttestationDispute { node: NodeSmallId(2), stack, attestation_commitment: vec![0; 32] };
@@ -171,7 +171,7 @@ fn another_nodes_owner_naming_its_own_node_gets_the_functions_own_error() {
     };
     refused(&mut w, &[NODE_B], &resolve(b), E::ENotAnOracle);
     refused(&mut w, &[NODE_A], &resolve(NodeSmallId(1)), E::ENotAnOracle);
-    w.ok(addr(ORACLE), resolve(NodeSmallId(2)));
+    w.ok(addr(ORACLE), resolve(oracle));
 }
 
 #[test]
