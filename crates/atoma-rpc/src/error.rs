@@ -15,6 +15,7 @@
 //! | -32007 | [`codes::OVERSIZED_REQUEST`] | the body exceeds the request limit | — |
 //! | -32008 | [`codes::OVERSIZED_RESPONSE`] | the answer would exceed the response limit | — |
 //! | -32009 | [`codes::SERVER_BUSY`] | the mempool is full (retry later) | `EMempoolFull` |
+//! | -32010 | [`codes::BATCH_TOO_LONG`] | a batch holds more calls than [`crate::RpcConfig::max_batch_len`] | — |
 //! | -32050 | [`codes::TRANSACTION_REJECTED`] | the ledger refused the transaction before execution; nothing changed | `EBadSignature`, `EWrongChainId`, `ENonceUsed`, `ENonceFuture`, `EMalformedTransaction`, `ETransactionTooLarge` |
 //! | -32051 | [`codes::NOT_FOUND`] | the id names nothing | `ETaskNotFound`, `ENodeNotFound`, `EStackNotFound`, `EModelNotFound`, `ENoSettlementTicket`, `ETransactionNotFound`, `EBlockNotFound` |
 //! | -32052 | [`codes::NOT_LOCAL_NETWORK`] | faucet or time controls on a chain that is not a local network | `ENotLocalNetwork` |
@@ -50,6 +51,8 @@ pub mod codes {
     /// The chain is busy (`EMempoolFull`); the same request may succeed later. jsonrpsee uses
     /// the same code when it is busy itself.
     pub const SERVER_BUSY: i32 = -32009;
+    /// jsonrpsee: the batch holds more calls than [`crate::RpcConfig::max_batch_len`].
+    pub const BATCH_TOO_LONG: i32 = -32010;
     /// The ledger refused the transaction before execution; nothing changed.
     pub const TRANSACTION_REJECTED: i32 = -32050;
     /// The id names nothing.

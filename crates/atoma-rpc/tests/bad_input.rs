@@ -99,6 +99,13 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         );
     }
 
+    // Batches are bounded.
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "atoma_getChainInfo"});
+    let (_, answer) = post(addr, &Value::Array(vec![call.clone(); 33]).to_string()).await;
+    assert_eq!(answer["error"]["code"], json!(codes::BATCH_TOO_LONG), "{answer}");
+    let (_, answer) = post(addr, &Value::Array(vec![call; 2]).to_string()).await;
+    assert_eq!(answer.as_array().map(Vec::len), Some(2), "{answer}");
+
     // Unknown ids are named not-found errors.
     let unknown = rpc(addr, "atoma_getNode", json!({"node": "99"})).await;
     assert_error(&unknown, codes::NOT_FOUND, "ENodeNotFound", Some("ENodeNotFound"));
