@@ -71,7 +71,12 @@ impl fmt::Display for RpcErrorObject {
 pub enum ClientError {
     /// The URL is not `http(s)://…` or `ws(s)://…`.
     #[error("invalid RPC URL {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: String },
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The server could not be reached, the connection broke, or the request timed out.
     #[error("cannot reach the RPC server: {0}")]
     Transport(String),
@@ -80,7 +85,12 @@ pub enum ClientError {
     Rpc(RpcErrorObject),
     /// The server's answer does not have the expected shape.
     #[error("cannot decode the answer of {method}: {reason}")]
-    Decode { method: String, reason: String },
+    Decode {
+        /// The RPC method called.
+        method: String,
+        /// What did not fit.
+        reason: String,
+    },
 }
 
 impl ClientError {

@@ -27,6 +27,8 @@
 //! docs/RPC.md lists every method with examples, the error codes, the limits and the
 //! subscription protocol.
 
+#![deny(missing_docs)]
+
 pub mod client;
 pub mod error;
 mod http;

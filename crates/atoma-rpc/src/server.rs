@@ -2,7 +2,7 @@
 //!
 //! One jsonrpsee server answers JSON-RPC over HTTP `POST` and over WebSocket on the same port,
 //! and a small tower layer in front of it answers `GET /health` and `GET /metrics`
-//! ([`crate::http`]). Everything that comes from outside is bounded here: request and response
+//! (`http.rs`). Everything that comes from outside is bounded here: request and response
 //! sizes, connections, subscriptions per connection and batch lengths; page sizes, the faucet and
 //! clock moves are bounded by the methods.
 
@@ -85,8 +85,10 @@ pub enum ServeError {
     /// The address could not be bound (in use, not local, no permission).
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
         #[source]
+        /// The operating system's reason.
         source: std::io::Error,
     },
     /// A setting is out of range.

@@ -38,10 +38,12 @@ pub struct TransactionResult {
     /// The transaction digest (base58).
     #[serde(with = "text")]
     pub digest: Digest,
+    /// Whether the contract applied the call.
     pub status: ExecutionStatus,
     /// `{name, code, message}` of the contract error when `status` is `failure`, else `null`.
     pub error: Option<ErrorView>,
     #[serde(with = "text")]
+    /// The signer.
     pub sender: Address,
     /// The block that holds the transaction.
     #[serde(with = "u64_str")]
@@ -50,6 +52,7 @@ pub struct TransactionResult {
     #[serde(with = "u64_str")]
     pub tx_index: u64,
     #[serde(with = "u64_str")]
+    /// The block's epoch.
     pub epoch: u64,
     /// The block's timestamp.
     #[serde(with = "u64_str")]
@@ -113,7 +116,9 @@ pub struct DryRunResult {
     /// The digest the transaction would have.
     #[serde(with = "text")]
     pub digest: Digest,
+    /// Whether the contract would apply the call.
     pub status: ExecutionStatus,
+    /// `{name, code, message}` of the contract error it would return, else `null`.
     pub error: Option<ErrorView>,
     /// The tip's epoch, which the dry run executed in.
     #[serde(with = "u64_str")]
@@ -134,25 +139,33 @@ pub struct ChainInfoView {
     #[serde(with = "text")]
     pub chain_id: Digest,
     #[serde(with = "text")]
+    /// Equal to `chainId`.
     pub genesis_digest: Digest,
     #[serde(with = "u64_str")]
+    /// The tip's height.
     pub height: u64,
     #[serde(with = "u64_str")]
+    /// The tip's epoch.
     pub epoch: u64,
     /// The tip block's timestamp.
     #[serde(with = "u64_str")]
     pub timestamp_ms: u64,
     #[serde(with = "text")]
+    /// The tip's block digest (base58).
     pub latest_block_digest: Digest,
     #[serde(with = "text")]
+    /// The validator's address.
     pub validator: Address,
     /// Whether the faucet and the time controls are offered.
     pub local_network: bool,
     #[serde(with = "u64_str")]
+    /// How long an epoch lasts at least, fixed at genesis.
     pub epoch_duration_ms: u64,
     #[serde(with = "text")]
+    /// The contract package id, which every event type names.
     pub package_id: ObjectId,
     #[serde(with = "text")]
+    /// The id of the db object.
     pub db_id: ObjectId,
 }
 
@@ -162,15 +175,19 @@ pub struct ChainInfoView {
 #[serde(rename_all = "camelCase")]
 pub struct BlockView {
     #[serde(with = "u64_str")]
+    /// 0 for genesis, then +1 per block.
     pub height: u64,
     /// The block digest (base58): blake2b-256 of the header's BCS encoding.
     #[serde(with = "text")]
     pub digest: Digest,
     #[serde(with = "text")]
+    /// The previous block's digest; for genesis, the chain id.
     pub parent_digest: Digest,
     #[serde(with = "u64_str")]
+    /// Milliseconds since the Unix epoch; never below the parent's.
     pub timestamp_ms: u64,
     #[serde(with = "u64_str")]
+    /// The epoch the block's transactions executed in.
     pub epoch: u64,
     /// The block's randomness (see docs/LEDGER.md §2 for who knows it when).
     pub random_seed: [u8; 32],
@@ -184,8 +201,10 @@ pub struct BlockView {
 #[serde(rename_all = "camelCase")]
 pub struct BalanceView {
     #[serde(with = "text")]
+    /// The account.
     pub address: Address,
     #[serde(with = "u64_str")]
+    /// Base units (1 TOMA = 10^9).
     pub balance: u64,
 }
 
@@ -195,8 +214,10 @@ pub struct BalanceView {
 #[serde(rename_all = "camelCase")]
 pub struct NonceView {
     #[serde(with = "text")]
+    /// The account.
     pub address: Address,
     #[serde(with = "u64_str")]
+    /// The nonce of the account's next transaction.
     pub nonce: u64,
 }
 
@@ -205,8 +226,11 @@ pub struct NonceView {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventPage {
+    /// The events, in log order (reversed when `descending`).
     pub data: Vec<EventEnvelope>,
+    /// The cursor for the next page.
     pub next_cursor: Option<EventId>,
+    /// Whether more events follow.
     pub has_next_page: bool,
 }
 
@@ -215,9 +239,12 @@ pub struct EventPage {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskPage {
+    /// The tasks, in id order.
     pub data: Vec<TaskView>,
     #[serde(with = "opt_u64_str")]
+    /// The cursor for the next page.
     pub next_cursor: Option<u64>,
+    /// Whether more tasks follow.
     pub has_next_page: bool,
 }
 
@@ -228,10 +255,13 @@ pub struct HealthView {
     /// Always `ok` when the server answers.
     pub status: String,
     #[serde(with = "text")]
+    /// The chain id (base58).
     pub chain_id: Digest,
     #[serde(with = "u64_str")]
+    /// The tip's height.
     pub height: u64,
     #[serde(with = "u64_str")]
+    /// The tip's epoch.
     pub epoch: u64,
 }
 
