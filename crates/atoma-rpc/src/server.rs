@@ -109,6 +109,20 @@ pub(crate) struct Context {
 }
 
 /// A running server. Dropping the handle does not stop it; call [`RpcServerHandle::stop`].
+///
+/// To shut a node down cleanly, stop the server first, then the chain:
+///
+/// ```no_run
+/// # async fn demo(chain: atoma_ledger::ChainHandle, task: atoma_ledger::ChainTask) {
+/// let server = atoma_rpc::serve(chain.clone(), atoma_rpc::RpcConfig::default()).await.expect("binds");
+/// // … until Ctrl-C …
+/// server.stop();
+/// server.stopped().await; // connections closed; the server's chain handles are dropped
+/// chain.shutdown();
+/// drop(chain);
+/// let _ = task.join(); // the database is closed and can be reopened
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct RpcServerHandle {
     addr: SocketAddr,

@@ -12,8 +12,10 @@
 //! slow WebSocket reader makes its forwarder wait). The forwarder then does not give up: it reads
 //! the missed events back from the log with the same filter, starting after the last event it
 //! delivered, and drops live events it has already delivered — so the client sees no gap and no
-//! repeat. If the chain stops, the subscription ends with an error notification
-//! `{"name": "EChainStopped", …}`.
+//! repeat. If the ledger's live feed closes (the ledger was dropped), the subscription ends with an
+//! error notification `{"name": "EChainStopped", …}`. A chain that was only shut down keeps its
+//! ledger open while the server holds a handle: its subscriptions stay open and receive nothing
+//! more, and end when the server stops.
 
 use std::sync::Arc;
 
