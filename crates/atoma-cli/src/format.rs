@@ -47,9 +47,13 @@ pub fn thousands(n: u128) -> String {
 pub fn parse_toma(text: &str) -> Result<u64, String> {
     let cleaned: String = text.trim().chars().filter(|c| *c != ',' && *c != '_').collect();
     if let Some(base) = cleaned.strip_suffix("base") {
-        return base.trim().parse::<u64>().map_err(|_| format!("{text:?} is not a whole number of base units"));
+        return base
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{text:?} is not a whole number of base units"));
     }
-    let cleaned = cleaned.strip_suffix("TOMA").or_else(|| cleaned.strip_suffix("toma")).unwrap_or(&cleaned).trim();
+    let cleaned =
+        cleaned.strip_suffix("TOMA").or_else(|| cleaned.strip_suffix("toma")).unwrap_or(&cleaned).trim();
     let (whole, fraction) = cleaned.split_once('.').unwrap_or((cleaned, ""));
     let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if (whole.is_empty() && fraction.is_empty()) || !digits_only(whole) || !digits_only(fraction) {

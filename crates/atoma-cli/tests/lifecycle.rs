@@ -247,3 +247,253 @@ fn failures_are_named(net: &Network, node: &str) {
     let e = net.fails(&["node", "settle", node, "1", "--units", "1"]);
     assert_eq!(e["name"], "EStackNotFound");
 }
+
+#[test]
+fn every_other_command_reaches_its_entry_function() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let net = Network::start(dir.path(), &["--accounts", "5"]);
+    let nodes = setup_nodes(&net);
+    node_upkeep(&net, &nodes[0]);
+    model_admin(&net);
+    for (param, value) in [
+        ("stack_expiration_epochs", "1"),
+        ("dispute_resolution_deadline_epochs", "1"),
+        ("cross_validation_probability_permille", "1000"),
+    ] {
+        let doc = net.json(&["admin", "set", param, value]);
+        assert_eq!(event_names(&doc), ["ParameterUpdatedEvent"]);
+    }
+    let ops = [(nodes[0].as_str(), "account-1"), (nodes[1].as_str(), "account-2")];
+    disputes_expire_and_stacks_are_reclaimed(&net, &ops);
+    tasks_retire(&net);
+    nodes_retire(&net, &nodes);
+    treasury_badges_and_keys(&net);
+    accounts_and_time(&net);
+    assert_eq!(net.json(&["audit"])["holds"], true);
+    net.stop();
+}
+
+fn node_upkeep(net: &Network, node: &str) {
+    let one = |args: &[&str], event: &str| assert_eq!(event_names(&net.json(args)), [event], "{args:?}");
+    one(&["--as", "account-1", "node", "add-collateral", node, "10"], "NodeCollateralAddedEvent");
+    one(
+        &["--as", "account-1", "node", "set-optimizations", node, "flash-attention,quantization"],
+        "NodeOptimizationsUpdatedEvent",
+    );
+    assert_eq!(net.json(&["node", "show", node])["supportedOptimizations"], 5);
+    one(
+        &["admin", "add-echelon", "llama", "2", "--input-fee", "1", "--output-fee", "1"],
+        "EchelonAddedEvent",
+    );
+    one(
+        &["admin", "update-echelon", "llama", "2", "--input-fee", "3", "--output-fee", "4"],
+        "EchelonUpdatedEvent",
+    );
+    one(
+        &["--as", "account-1", "node", "join-model", node, "--model", "llama", "--echelon", "2"],
+        "NodeSubscribedToModelEvent",
+    );
+    one(
+        &["--as", "account-1", "node", "leave-model", node, "--model", "llama", "--echelon", "2"],
+        "NodeUnsubscribedFromModelEvent",
+    );
+    one(&["admin", "remove-echelon", "llama", "2"], "EchelonRemovedEvent");
+    one(&["admin", "add-oracle", "llama", "1", node], "OracleAddedEvent");
+    one(&["admin", "remove-oracle", "llama", "1", node], "OracleRemovedEvent");
+    let e = net.fails(&["--as", "account-3", "node", "withdraw-fees", "3"]);
+    assert_eq!(e["name"], "ENoFeesToWithdraw");
+}
+
+fn model_admin(net: &Network) {
+    let one = |args: &[&str], event: &str| assert_eq!(event_names(&net.json(args)), [event], "{args:?}");
+    one(&["admin", "add-model", "scratch", "--modality", "text-to-image"], "ModelAddedEvent");
+    one(&["admin", "disable-model", "scratch"], "ModelStatusChangedEvent");
+    assert_eq!(net.json(&["model", "show", "scratch"])["enabled"], false);
+    one(&["admin", "enable-model", "scratch"], "ModelStatusChangedEvent");
+    let listed = net.json(&["model", "list"]);
+    assert_eq!(listed["count"], 2);
+    one(&["admin", "remove-model", "scratch"], "ModelRemovedEvent");
+    assert_eq!(net.json(&["model", "list"])["count"], 1);
+    assert_eq!(net.fails(&["model", "show", "scratch"])["name"], "EModelNotFound");
+    one(&["admin", "disable-registration"], "RegistrationStatusChangedEvent");
+    assert_eq!(net.fails(&["--as", "account-4", "node", "register"])["name"], "ENodeRegDisabled");
+    one(&["admin", "enable-registration"], "RegistrationStatusChangedEvent");
+}
+
+/// An attester disputes one stack and no oracle comes; another stack is never settled.
+fn disputes_expire_and_stacks_are_reclaimed(net: &Network, ops: &[(&str, &str)]) {
+    let task = net.created(&["task", "create", "--role", "0", "--model", "llama", "--security", "2"], "task");
+    for (node, who) in ops {
+        net.json(&[
+            "--as",
+            who,
+            "node",
+            "subscribe",
+            node,
+            "--task",
+            &task,
+            "--price",
+            "100",
+            "--max-units",
+            "50",
+        ]);
+        let doc = net.json(&[
+            "--as",
+            who,
+            "node",
+            "update-subscription",
+            node,
+            "--task",
+            &task,
+            "--price",
+            "90",
+            "--max-units",
+            "50",
+        ]);
+        assert_eq!(event_names(&doc), ["NodeUpdateSubscriptionEvent"]);
+    }
+    let disputed = net.json(&["stack", "buy", "--task", &task, "--units", "10", "--max-price", "100"]);
+    let (stack, selected) = (
+        disputed["created"]["stack"].as_str().expect("stack"),
+        disputed["created"]["selectedNode"].as_str().expect("node"),
+    );
+    let idle =
+        net.created(&["stack", "buy", "--task", &task, "--units", "10", "--max-price", "100"], "stack");
+    let proof = "ab".repeat(32);
+    net.json(&[
+        "--as",
+        operator_of(selected, ops),
+        "node",
+        "settle",
+        selected,
+        stack,
+        "--units",
+        "5",
+        "--proof",
+        &proof,
+        "--leaf",
+        &proof,
+    ]);
+    let attester = ops.iter().map(|(n, _)| *n).find(|n| n != &selected).expect("two nodes");
+    let other = "cd".repeat(32);
+    let doc = net.json(&[
+        "--as",
+        operator_of(attester, ops),
+        "node",
+        "dispute",
+        attester,
+        stack,
+        "--commitment",
+        &other,
+    ]);
+    assert_eq!(event_names(&doc), ["StackAttestationDisputeEvent"]);
+    assert_eq!(net.fails(&["stack", "expire-dispute", stack])["name"], "ENotEnoughEpochsPassed");
+    net.json(&["epoch", "advance"]);
+    let doc = net.json(&["--as", "account-4", "stack", "expire-dispute", stack]);
+    assert_eq!(event_names(&doc), ["StackDisputeExpiredEvent"]);
+    let doc = net.json(&["stack", "reclaim", &idle]);
+    assert!(event_names(&doc).contains(&"StackExpiredEvent".to_string()), "{doc}");
+    for (node, who) in ops {
+        let doc = net.json(&["--as", who, "node", "unsubscribe", node, "--task", &task]);
+        assert_eq!(event_names(&doc), ["NodeUnsubscribedFromTaskEvent"]);
+    }
+}
+
+fn tasks_retire(net: &Network) {
+    let mine = net.created(&["task", "create", "--role", "embeddings"], "task");
+    let admins = net.created(&["task", "create", "--role", "training", "--min-reputation", "50"], "task");
+    assert_eq!(event_names(&net.json(&["task", "deprecate", &mine])), ["TaskDeprecationEvent"]);
+    assert_eq!(event_names(&net.json(&["admin", "deprecate-task", &admins])), ["TaskDeprecationEvent"]);
+    let listed = net.json(&["task", "list", "--limit", "2"]);
+    assert_eq!(listed["hasNextPage"], true);
+    net.json(&["epoch", "advance"]);
+    assert_eq!(event_names(&net.json(&["task", "remove", &mine])), ["TaskRemoveEvent"]);
+    assert_eq!(event_names(&net.json(&["admin", "remove-task", &admins])), ["TaskRemoveEvent"]);
+    assert_eq!(net.fails(&["task", "show", &mine])["name"], "ETaskNotFound");
+}
+
+fn nodes_retire(net: &Network, nodes: &[String; 3]) {
+    assert_eq!(
+        event_names(&net.json(&["--as", "account-2", "node", "disable", &nodes[1]])),
+        ["NodeDisabledEvent"]
+    );
+    assert_eq!(event_names(&net.json(&["admin", "disable-node", &nodes[2]])), ["NodeDisabledEvent"]);
+    assert_eq!(
+        net.fails(&["--as", "account-2", "node", "destroy", &nodes[1]])["name"],
+        "ENodeMustWaitBeforeDestroy"
+    );
+    net.json(&["epoch", "advance"]);
+    net.json(&["epoch", "advance"]);
+    let before = net.balance("account-2");
+    let doc = net.json(&["--as", "account-2", "node", "destroy", &nodes[1]]);
+    assert_eq!(event_names(&doc), ["NodeDestroyedEvent"]);
+    assert!(net.balance("account-2") > before);
+}
+
+fn treasury_badges_and_keys(net: &Network) {
+    let communal = net.json(&["status"])["db"]["communalTreasury"].as_str().expect("treasury").to_string();
+    assert_ne!(communal, "0", "a reclaimed stack slashed its node");
+    let doc =
+        net.json(&["admin", "withdraw-communal-treasury", &format!("{communal}base"), "--to", "account-4"]);
+    assert_eq!(event_names(&doc), ["TreasuryWithdrawnEvent"]);
+    assert_eq!(net.fails(&["admin", "withdraw-fees-treasury", "1"])["name"], "EInsufficientTreasury");
+    assert_eq!(event_names(&net.json(&["admin", "rotate-keys"])), ["NewKeyRotationEvent"]);
+    let root = net.json(&["keys", "show", "account-0"])["publicKey"].as_str().expect("a key").to_string();
+    assert_eq!(
+        event_names(&net.json(&["admin", "add-root", "--device", "amd-cpu", "--public-key", &root])),
+        ["AttestationRootAddedEvent"]
+    );
+    assert_eq!(
+        event_names(&net.json(&["admin", "remove-root", "--device", "100"])),
+        ["AttestationRootRemovedEvent"]
+    );
+
+    let badge = net.created(&["admin", "new-manager-badge", "--to", "account-4"], "badge");
+    let listed = net.json(&["badge", "list", "account-4"]);
+    assert_eq!(listed["badges"][0]["kind"], "AtomaManagerBadge");
+    assert_eq!(
+        event_names(&net.json(&["--as", "account-4", "admin", "rotate-keys"])),
+        ["NewKeyRotationEvent"]
+    );
+    let doc = net.json(&["--as", "account-4", "badge", "transfer", &badge, "account-0"]);
+    assert_eq!(event_names(&doc), ["BadgeTransferredEvent"]);
+    assert_eq!(net.fails(&["--as", "account-4", "admin", "rotate-keys"])["name"], "ENoManagerBadge");
+
+    let made = net.json(&["keys", "new", "mine"]);
+    assert_eq!(net.fails(&["keys", "new", "mine"])["name"], "EKeystore");
+    let secret = "07".repeat(32);
+    let imported = net.json(&["keys", "import", "imported", &secret]);
+    let shown = net.json(&["keys", "show", "imported", "--private-key"]);
+    assert_eq!(shown["privateKey"], secret.as_str());
+    assert_eq!(shown["address"], imported["address"]);
+    assert_eq!(net.json(&["keys", "show", made["address"].as_str().expect("address")])["alias"], "mine");
+}
+
+fn accounts_and_time(net: &Network) {
+    let before = net.balance("imported");
+    let sent = net.json(&["transfer", "imported", "1,000.5"]);
+    assert_eq!(net.balance("imported"), before + 1_000_500_000_000);
+    let digest = sent["digest"].as_str().expect("digest");
+    let tx = net.json(&["tx", digest]);
+    assert_eq!(
+        (tx["status"].as_str(), tx["transaction"]["call"].as_str()),
+        (Some("success"), Some("TransferToma"))
+    );
+    let faucet = net.json(&["faucet", "--to", "imported"]);
+    assert_eq!(faucet["events"][0]["parsedJson"]["amount"], "1000000000000");
+    let epoch = net.json(&["status"])["chain"]["epoch"].as_str().expect("epoch").parse::<u64>().expect("u64");
+    let block = net.json(&["clock", "advance", "120000"]);
+    assert!(block["epoch"].as_str().expect("epoch").parse::<u64>().expect("u64") > epoch);
+    let page = net.json(&["events", "--sender", "imported", "--limit", "5"]);
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(0));
+    let page = net.json(&["events", "--tx", digest]);
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(1));
+    let first = net.json(&["events", "--limit", "1"]);
+    let cursor = format!(
+        "{}:{}",
+        first["nextCursor"]["txDigest"].as_str().expect("digest"),
+        first["nextCursor"]["eventSeq"].as_str().expect("seq")
+    );
+    let next = net.json(&["events", "--limit", "1", "--cursor", &cursor]);
+    assert_ne!(next["data"][0]["id"], first["data"][0]["id"]);
+}
