@@ -84,6 +84,14 @@ impl Ctx {
         alias.unwrap_or_else(|| crate::format::short_id(&address.to_string()))
     }
 
+    /// Every keystore alias by address, for naming accounts in events (empty without a keystore).
+    pub fn labels(&mut self) -> crate::render::Labels {
+        match self.keys() {
+            Ok(keys) => keys.entries().iter().map(|e| (e.address.clone(), e.alias.clone())).collect(),
+            Err(_) => crate::render::Labels::new(),
+        }
+    }
+
     /// Signs `call` as the signer and submits it.
     ///
     /// # Errors

@@ -96,7 +96,9 @@ impl Demo {
         let refund = self.claim(ctx, operator, selected, stack).await?;
         let after = balance(ctx, &cast.user).await?;
         let events = stack_events(ctx, stack).await?;
-        Ok(self.summary(Summary { model, nodes, task, stack, selected, refund, before, after, events }))
+        let labels = ctx.labels();
+        Ok(self
+            .summary(Summary { model, nodes, task, stack, selected, refund, before, after, events }, &labels))
     }
 
     /// The demo's keys, created and funded from the faucet when needed.
@@ -295,7 +297,7 @@ impl Demo {
         Ok(refund)
     }
 
-    fn summary(&self, s: Summary) -> Report {
+    fn summary(&self, s: Summary, labels: &render::Labels) -> Report {
         let events: Vec<Value> = s.events.iter().map(render::to_json).collect();
         let json = json!({
             "model": s.model,
@@ -321,7 +323,7 @@ impl Demo {
             toma(u128::from(s.refund)),
             toma(u128::from(spent)),
             s.stack,
-            render::events_table(&s.events),
+            render::events_table(&s.events, labels),
             s.stack
         );
         Report::new(json, text)

@@ -4,12 +4,18 @@ use atoma_api::{
     AuditView, BadgeView, EventEnvelope, ModelView, NodeView, StackLookup, StackView, TaskView, TicketView,
 };
 use atoma_rpc::types::TransactionResult;
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::format::{Table, fields, hex, short_id, thousands, toma};
 use crate::names::{modality_name, optimizations_name, role_name, security_name};
 use crate::output::Report;
+
+/// Aliases of known addresses (`0x…` → `account-0`), so events name accounts as the keystore
+/// does.
+pub type Labels = BTreeMap<String, String>;
 
 /// Any serializable view as JSON (views always serialize).
 pub fn to_json<T: Serialize>(view: &T) -> Value {
@@ -57,7 +63,7 @@ fn plain(value: Option<&Value>) -> Option<String> {
 }
 
 /// A transaction's result: its JSON plus `signer` and `created`, and a headline with its events.
-pub fn transaction(headline: &str, signer: &str, result: &TransactionResult) -> Report {
+pub fn transaction(headline: &str, signer: &str, result: &TransactionResult, labels: &Labels) -> Report {
     let mut json = to_json(result);
     if let Value::Object(map) = &mut json {
         map.insert("signer".into(), Value::String(signer.to_string()));
@@ -69,25 +75,25 @@ pub fn transaction(headline: &str, signer: &str, result: &TransactionResult) -> 
     );
     for event in &result.events {
         text.push_str("\n  ");
-        text.push_str(&event_line(event));
+        text.push_str(&event_line(event, labels));
     }
     Report::new(json, text)
 }
 
 /// `StackCreatedEvent  small_id=3 selected_node=1 …`
-pub fn event_line(event: &EventEnvelope) -> String {
+pub fn event_line(event: &EventEnvelope, labels: &Labels) -> String {
     let fields: Vec<String> = match &event.parsed_json {
-        Value::Object(map) => map.iter().map(|(k, v)| format!("{k}={}", value_text(k, v))).collect(),
+        Value::Object(map) => map.iter().map(|(k, v)| format!("{k}={}", value_text(k, v, labels))).collect(),
         other => vec![other.to_string()],
     };
     format!("{}  {}", event.event_name(), fields.join(" "))
 }
 
 /// One event field as text: small ids unwrapped, byte strings in short hex, amounts in TOMA.
-fn value_text(key: &str, value: &Value) -> String {
+fn value_text(key: &str, value: &Value, labels: &Labels) -> String {
     let is_money = ["amount", "collateral", "reward", "fees_returned"].iter().any(|m| key.contains(m));
     match value {
-        Value::String(s) if s.starts_with("0x") => short_id(s),
+        Value::String(s) if s.starts_with("0x") => labels.get(s).cloned().unwrap_or_else(|| short_id(s)),
         Value::String(s) if is_money => s.parse::<u128>().map_or_else(|_| s.clone(), toma),
         Value::String(s) => s.clone(),
         Value::Array(items) if items.iter().all(Value::is_u64) && !items.is_empty() => {
@@ -96,11 +102,11 @@ fn value_text(key: &str, value: &Value) -> String {
             if bytes.len() == items.len() {
                 short_id(&format!("0x{}", hex(&bytes)))
             } else {
-                items.iter().map(|v| value_text(key, v)).collect::<Vec<_>>().join(",")
+                items.iter().map(|v| value_text(key, v, labels)).collect::<Vec<_>>().join(",")
             }
         }
         Value::Array(items) => {
-            format!("[{}]", items.iter().map(|v| value_text(key, v)).collect::<Vec<_>>().join(","))
+            format!("[{}]", items.iter().map(|v| value_text(key, v, labels)).collect::<Vec<_>>().join(","))
         }
         Value::Object(_) => plain(Some(value)).unwrap_or_else(|| value.to_string()),
         Value::Null => "-".into(),
@@ -109,11 +115,11 @@ fn value_text(key: &str, value: &Value) -> String {
 }
 
 /// A page of events as a table.
-pub fn events_table(events: &[EventEnvelope]) -> String {
+pub fn events_table(events: &[EventEnvelope], labels: &Labels) -> String {
     if events.is_empty() {
         return "no events".into();
     }
-    events.iter().map(event_line).collect::<Vec<_>>().join("\n")
+    events.iter().map(|e| event_line(e, labels)).collect::<Vec<_>>().join("\n")
 }
 
 fn money(v: u64) -> String {
@@ -343,7 +349,7 @@ mod tests {
             json!({"stack_small_id": {"inner": "3"}, "attestation_nodes": [{"inner": "4"}], "user_refund_amount": "1500000000", "proof": [1, 2]}),
         );
         assert_eq!(
-            event_line(&e),
+            event_line(&e, &Labels::new()),
             "StackSettlementTicketClaimedEvent  stack_small_id=3 attestation_nodes=[4] user_refund_amount=1.5 TOMA proof=0x0102"
         );
     }

@@ -82,10 +82,21 @@ async fn open_chain(args: &StartArgs, data_dir: &Path) -> CliResult<(ChainHandle
     config.genesis.accounts = args.accounts;
     config.genesis.epoch_duration_ms = args.epoch_ms;
     // Opening recovers from disk (redb, replay): blocking work.
+    let dir = data_dir.display().to_string();
     tokio::task::spawn_blocking(move || Chain::open(config))
         .await
         .map_err(|e| CliError::new(CliErrorKind::ERpc, format!("the chain failed to open: {e}")))?
-        .map_err(CliError::from)
+        .map_err(|e| {
+            let mut error = CliError::from(e);
+            if error.message.contains("already open") {
+                error.message = format!(
+                    "{}: another `atoma start` is using {dir}; stop it, or give this one its own \
+                     ATOMA_HOME or --data-dir",
+                    error.message
+                );
+            }
+            error
+        })
 }
 
 async fn serve(chain: &ChainHandle, addr: SocketAddr) -> CliResult<RpcServerHandle> {

@@ -123,7 +123,7 @@ fn without_a_node_the_cli_says_how_to_start_one() {
 }
 
 #[test]
-fn a_second_network_on_a_used_port_is_refused_by_name() {
+fn a_second_network_on_a_used_port_or_home_is_refused_by_name() {
     let dir = tempfile::tempdir().expect("temp dir");
     let net = Network::start(dir.path(), &["--accounts", "0"]);
     let addr = net.url.trim_start_matches("http://").to_string();
@@ -137,5 +137,16 @@ fn a_second_network_on_a_used_port_is_refused_by_name() {
     assert!(!out.status.success());
     let doc: Value = serde_json::from_slice(&out.stdout).expect("a JSON error");
     assert_eq!(doc["error"]["name"], "EAddressInUse");
+    // The same home is locked by the running node.
+    let out = atoma()
+        .args(["--json", "start", "--rpc-addr", "127.0.0.1:0"])
+        .env("ATOMA_HOME", &net.home)
+        .stdin(Stdio::null())
+        .output()
+        .expect("atoma runs");
+    assert!(!out.status.success());
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("a JSON error");
+    assert_eq!(doc["error"]["name"], "EStorage");
+    assert!(doc["error"]["message"].as_str().is_some_and(|m| m.contains("another `atoma start`")), "{doc}");
     net.stop();
 }

@@ -37,7 +37,7 @@ pub async fn run(ctx: &mut Ctx, args: AdminArgs) -> CliResult<Report> {
     if let Some((device, key)) = dev_root {
         ctx.keys()?.put(&format!("{DEV_ROOT_PREFIX}{device}"), &key)?;
     }
-    Ok(render::transaction(&headline, &signer.alias, &result))
+    Ok(render::transaction(&headline, &signer.alias, &result, &ctx.labels()))
 }
 
 /// The operation and its headline.

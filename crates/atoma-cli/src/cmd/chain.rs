@@ -25,7 +25,7 @@ pub async fn run(ctx: &mut Ctx, command: Command) -> CliResult<Report> {
             let recipient = ctx.keys()?.address(&to)?;
             let (signer, result) = ctx.submit(Call::TransferToma { recipient, amount }).await?;
             let headline = format!("Sent {} to {}", toma(u128::from(amount)), ctx.label(&recipient));
-            Ok(render::transaction(&headline, &signer.alias, &result))
+            Ok(render::transaction(&headline, &signer.alias, &result, &ctx.labels()))
         }
         Command::Badge(cmd) => badge(ctx, cmd).await,
         Command::Status => status(ctx).await,
@@ -60,7 +60,7 @@ async fn faucet(ctx: &mut Ctx, args: FaucetArgs) -> CliResult<Report> {
         .and_then(|a| a.parse::<u128>().ok())
         .unwrap_or_default();
     let headline = format!("Sent {} from the faucet to {}", toma(sent), ctx.label(&to));
-    Ok(render::transaction(&headline, "faucet", &result))
+    Ok(render::transaction(&headline, "faucet", &result, &ctx.labels()))
 }
 
 async fn balance(ctx: &mut Ctx, who: Option<&str>) -> CliResult<Report> {
@@ -90,7 +90,7 @@ async fn badge(ctx: &mut Ctx, cmd: BadgeCmd) -> CliResult<Report> {
             let (signer, result) = ctx.submit(Call::TransferBadge { badge, recipient }).await?;
             let headline =
                 format!("Gave badge {} to {}", short_id(&badge.to_string()), ctx.label(&recipient));
-            Ok(render::transaction(&headline, &signer.alias, &result))
+            Ok(render::transaction(&headline, &signer.alias, &result, &ctx.labels()))
         }
     }
 }
@@ -143,7 +143,7 @@ async fn transaction(ctx: &mut Ctx, digest: &str) -> CliResult<Report> {
         None => format!("Transaction {digest}: success"),
         Some(e) => format!("Transaction {digest}: failed with {} ({}): {}", e.name, e.code, e.message),
     };
-    Ok(render::transaction(&headline, &sender, &result))
+    Ok(render::transaction(&headline, &sender, &result, &ctx.labels()))
 }
 
 fn block_report(verb: &str, block: &BlockView) -> Report {

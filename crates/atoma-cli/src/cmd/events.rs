@@ -24,7 +24,7 @@ pub async fn run(ctx: &mut Ctx, args: EventsArgs) -> CliResult<()> {
     let limit = u64::try_from(args.limit).unwrap_or(u64::MAX);
     let page =
         rpc.check(rpc.client().query_events(&filter, cursor.as_ref(), Some(limit), args.desc).await)?;
-    let mut text = render::events_table(&page.data);
+    let mut text = render::events_table(&page.data, &ctx.labels());
     if let (true, Some(next)) = (page.has_next_page, &page.next_cursor) {
         text.push_str(&format!("\n\nmore: --cursor {}:{}", next.tx_digest, next.event_seq));
     }
@@ -65,13 +65,14 @@ fn parse_cursor(text: &str) -> CliResult<EventId> {
 /// Prints matching events as they are committed, until Ctrl-C or the node goes away.
 async fn follow(ctx: &mut Ctx, filter: &EventFilter) -> CliResult<()> {
     let out = ctx.out;
+    let labels = ctx.labels();
     let rpc = ctx.rpc()?;
     let mut stream = rpc.check(rpc.client().subscribe_events(filter).await)?;
     out.note("following events; press Ctrl-C to stop");
     loop {
         tokio::select! {
             next = stream.next() => match next {
-                Some(Ok(event)) => out.stream(&render::to_json(&event), &render::event_line(&event)),
+                Some(Ok(event)) => out.stream(&render::to_json(&event), &render::event_line(&event, &labels)),
                 Some(Err(e)) => return Err(rpc.error(e)),
                 None => {
                     return Err(CliError::new(

@@ -58,7 +58,7 @@ pub async fn task(ctx: &mut Ctx, cmd: TaskCmd) -> CliResult<Report> {
         Some(id) => format!("Created task {id}: {headline}"),
         None => headline,
     };
-    Ok(render::transaction(&headline, &signer.alias, &result))
+    Ok(render::transaction(&headline, &signer.alias, &result, &ctx.labels()))
 }
 
 async fn list_tasks(ctx: &mut Ctx, cursor: Option<u64>, limit: usize) -> CliResult<Report> {
@@ -110,7 +110,7 @@ pub async fn stack(ctx: &mut Ctx, cmd: StackCmd) -> CliResult<Report> {
     };
     let (signer, result) = ctx.submit(call).await?;
     let headline = if headline.is_empty() { bought(&result) } else { headline };
-    Ok(render::transaction(&headline, &signer.alias, &result))
+    Ok(render::transaction(&headline, &signer.alias, &result, &ctx.labels()))
 }
 
 /// "Bought stack 3: 100 units from node 2 at 5 base units each".

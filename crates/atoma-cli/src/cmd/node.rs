@@ -142,7 +142,7 @@ fn membership(m: ModelMembershipArgs, join: bool) -> (Call, String) {
 /// Signs, submits and reports a call.
 async fn send(ctx: &mut Ctx, call: Call, headline: String) -> CliResult<Report> {
     let (signer, result) = ctx.submit(call).await?;
-    Ok(render::transaction(&headline, &signer.alias, &result))
+    Ok(render::transaction(&headline, &signer.alias, &result, &ctx.labels()))
 }
 
 async fn register(ctx: &mut Ctx, collateral: Option<u64>, optimizations: u8) -> CliResult<Report> {
@@ -158,7 +158,7 @@ async fn register(ctx: &mut Ctx, collateral: Option<u64>, optimizations: u8) -> 
     let created = render::created(&result.events);
     let node = created.get("node").and_then(|v| v.as_str()).unwrap_or("?");
     let headline = format!("Registered node {node} with {} collateral", toma(u128::from(collateral)));
-    Ok(render::transaction(&headline, &signer.alias, &result))
+    Ok(render::transaction(&headline, &signer.alias, &result, &ctx.labels()))
 }
 
 /// The open stack, or a named error.
