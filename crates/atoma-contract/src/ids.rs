@@ -43,8 +43,31 @@ fn parse_hex32(s: &str) -> Result<[u8; 32], ParseIdError> {
 macro_rules! hex_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
         pub struct $name(pub [u8; 32]);
+
+        // 32 raw bytes in binary formats (BCS: the wire and storage format); `0x` hex in
+        // human-readable ones (JSON), as everywhere users see an id.
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                if serializer.is_human_readable() {
+                    serializer.collect_str(self)
+                } else {
+                    self.0.serialize(serializer)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                if deserializer.is_human_readable() {
+                    let text = String::deserialize(deserializer)?;
+                    text.parse().map_err(serde::de::Error::custom)
+                } else {
+                    <[u8; 32]>::deserialize(deserializer).map(Self)
+                }
+            }
+        }
 
         impl $name {
             /// The raw 32 bytes.
@@ -163,6 +186,17 @@ mod tests {
             "0xzz00000000000000000000000000000000000000000000000000000000000000".parse::<Address>(),
             Err(ParseIdError)
         );
+    }
+
+    #[test]
+    fn ids_are_bytes_in_bcs_and_hex_in_json() {
+        let id = Address([0xab; 32]);
+        assert_eq!(bcs::to_bytes(&id).unwrap(), vec![0xab; 32]);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<Address>(&json).unwrap(), id);
+        assert!(serde_json::from_str::<Address>("\"0x12\"").is_err());
+        assert_eq!(bcs::from_bytes::<Address>(&[0xab; 32]).unwrap(), id);
     }
 
     #[test]

@@ -201,6 +201,7 @@ fn get_transaction(c: &Context, args: &Args) -> Result<Value, RpcError> {
         signature: signed.signature,
         nonce: tx.nonce,
         call: call_name(&tx.call),
+        arguments: serde_json::to_value(&tx.call).unwrap_or(Value::Null),
     });
     to_json(&transaction_result(c, &response.outcome, data))
 }

@@ -92,6 +92,10 @@ pub struct TransactionData {
     pub nonce: u64,
     /// The entry function called, such as `RegisterNode`, or `Admin::AddModel` for admin calls.
     pub call: String,
+    /// The whole call as JSON: `{"<EntryFunction>": {<arguments>}}`, ids and addresses as `0x`
+    /// hex, amounts and small ids as JSON numbers, byte vectors as arrays of numbers.
+    #[serde(default)]
+    pub arguments: Value,
 }
 
 impl TransactionData {
