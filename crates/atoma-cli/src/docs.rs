@@ -65,7 +65,9 @@ cargo run --release -- events --follow
   and `created` (what the transaction made: `{"node": "1"}`, `{"stack": "3", "selectedNode":
   "2", "price": "5"}`, `{"userRefund": "…"}`). `events --follow --json` and `start --json` print
   one JSON document per line.
-- A failure exits with status 1 and prints `NAME (CODE): message` on stderr, or with `--json`
+- A malformed command line exits with status 2 (with `--json`, as an `EInvalidArgument`
+  document). Any other failure exits with status 1 and prints `NAME (CODE): message` on stderr,
+  or with `--json`
   `{"error": {"name": "ETaskNotFound", "code": 312012017, "message": "no task has this id"}}` on
   stdout. Numbers: contract errors `312012000 + n`, ledger errors `312013000 + n`, the RPC's
   not-found errors `312014000 + n`, and the CLI's own `312015000 + n`:

@@ -23,12 +23,16 @@ mod start;
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 
 use crate::cli::Cli;
 use crate::output::Output;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let out = Output::new(cli.global.json);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
@@ -44,4 +48,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Help and version print as clap prints them; a usage error is, with `--json`, one JSON error
+/// document like every other failure (`EInvalidArgument`), and exits with status 2 either way.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let informational = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if informational || !std::env::args().any(|a| a == "--json") {
+        // Printing help to a closed pipe is nothing to report.
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+    }
+    let text = e.render().to_string();
+    // The lines before the usage: "the following required arguments were not provided: --units <UNITS> …".
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .collect();
+    let message = lines.join(" ").split_whitespace().collect::<Vec<_>>().join(" ");
+    let message = message.trim_start_matches("error: ").to_string();
+    Output::new(true).error(&error::CliError::invalid(message));
+    ExitCode::from(2)
 }

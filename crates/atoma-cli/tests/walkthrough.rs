@@ -150,3 +150,15 @@ fn a_second_network_on_a_used_port_or_home_is_refused_by_name() {
     assert!(doc["error"]["message"].as_str().is_some_and(|m| m.contains("another `atoma start`")), "{doc}");
     net.stop();
 }
+
+#[test]
+fn usage_errors_are_json_documents_too() {
+    let out = atoma().args(["--json", "task", "create", "--role", "cooking"]).output().expect("atoma runs");
+    assert_eq!(out.status.code(), Some(2));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("a JSON error");
+    assert_eq!(doc["error"]["name"], "EInvalidArgument");
+    assert!(doc["error"]["message"].as_str().is_some_and(|m| m.contains("not a task role")), "{doc}");
+    let help = atoma().args(["node", "settle", "--help"]).output().expect("atoma runs");
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: atoma node settle"));
+}
