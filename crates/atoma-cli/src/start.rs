@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use atoma_ledger::chain::CHAIN_DB_FILE;
+use atoma_ledger::chain::{CHAIN_DB_FILE, MAX_BLOCK_TIME_MS};
 use atoma_ledger::genesis::{ADMIN_ALIAS, FAUCET_ALIAS, MAX_TEST_ACCOUNTS};
 use atoma_ledger::keystore::KEYSTORE_FILE;
 use atoma_ledger::{Chain, ChainConfig, ChainHandle, ChainTask, Keystore};
@@ -36,7 +36,7 @@ pub struct StartArgs {
           value_parser = clap::value_parser!(u64).range(0..=MAX_TEST_ACCOUNTS))]
     pub accounts: u64,
     /// Make a block every MS milliseconds, empty or not [default: a block whenever transactions arrive]
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=MAX_BLOCK_TIME_MS))]
     pub block_time_ms: Option<u64>,
     /// How long an epoch lasts at least, in milliseconds (first run or --fresh only)
     #[arg(long, value_name = "MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]

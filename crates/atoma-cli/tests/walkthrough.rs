@@ -162,3 +162,22 @@ fn usage_errors_are_json_documents_too() {
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: atoma node settle"));
 }
+
+#[test]
+fn block_time_epoch_length_and_fresh_are_honoured() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let net = Network::start(dir.path(), &["--accounts", "1", "--epoch-ms", "300", "--block-time-ms", "20"]);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let chain = net.json(&["status"])["chain"].clone();
+    let number = |key: &str| chain[key].as_str().and_then(|v| v.parse::<u64>().ok()).expect("a u64 string");
+    assert_eq!(number("epochDurationMs"), 300);
+    assert!(number("height") >= 5, "{chain}");
+    assert!(number("epoch") >= 1, "{chain}");
+    let chain_id = net.banner["chainId"].clone();
+    net.stop();
+    let fresh = Network::start(dir.path(), &["--fresh", "--accounts", "1"]);
+    assert_eq!(fresh.banner["newGenesis"], true);
+    assert_ne!(fresh.banner["chainId"], chain_id);
+    assert_eq!(fresh.json(&["status"])["chain"]["epochDurationMs"], "60000");
+    fresh.stop();
+}
