@@ -1,0 +1,536 @@
+//! The auditor: invariants checked after every transaction and every block, and after every
+//! restart.
+//!
+//! The auditor keeps its own replica of the contract (the *shadow*), fed the same transactions
+//! with the same contexts the ledger derives, so that it can check things at the moment of each
+//! transaction that the state after a whole block no longer shows (which node a purchase
+//! selected, and whether it was eligible then). It also keeps its own model of every sender's
+//! nonce and of which stacks have been paid out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use atoma_contract::event::Event;
+use atoma_contract::money;
+use atoma_contract::sampling::statically_eligible;
+use atoma_contract::state::Stack;
+use atoma_contract::{
+    Address, AtomaDb, Audit, Call, ContractError, NodeSmallId, StackSmallId, TaskSmallId, TxContext,
+};
+use atoma_ledger::block::transaction_random_seed;
+use atoma_ledger::{Block, BlockEffects, Digest, GenesisConfig, Ledger, Tip, TxOutcome, TxStatus};
+
+use crate::plan::Planned;
+use crate::report::{OK, Report, call_kind};
+use crate::rng::SimRng;
+
+/// Fails the enclosing function with a formatted message unless the condition holds; counts
+/// the check.
+macro_rules! ensure {
+    ($checks:expr, $cond:expr, $($msg:tt)+) => {{
+        $checks += 1;
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    }};
+}
+
+/// Compare the shadow with the ledger's whole state every this many blocks (and at restarts
+/// and the end).
+const SHADOW_DIGEST_EVERY: u64 = 16;
+
+/// A block and what surrounded it, for [`Auditor::after_block`].
+pub struct AppliedBlock<'a> {
+    /// The applied block.
+    pub block: &'a Block,
+    /// What applying it produced.
+    pub effects: &'a BlockEffects,
+    /// The planned calls, aligned with the block's transactions.
+    pub planned: &'a [Planned],
+    /// The tip before the block.
+    pub tip_before: Tip,
+    /// Whether the sequencer was asked to start the next epoch.
+    pub forced_epoch: bool,
+}
+
+/// See the module docs.
+pub struct Auditor {
+    shadow: AtomaDb,
+    shadow_audit: Audit,
+    epoch_duration_ms: u64,
+    nonces: BTreeMap<Address, u64>,
+    paid: BTreeSet<StackSmallId>,
+    last_ids: [u64; 3],
+    rng: SimRng,
+    failed_digest_permille: u64,
+    /// Checks passed so far.
+    pub checks: u64,
+}
+
+impl Auditor {
+    /// An auditor whose shadow starts from `genesis`, tracking the nonces of `addresses`.
+    ///
+    /// # Errors
+    /// When the genesis does not build.
+    pub fn new(
+        genesis: &GenesisConfig,
+        addresses: impl IntoIterator<Item = Address>,
+        rng: SimRng,
+        failed_digest_permille: u64,
+    ) -> Result<Self, String> {
+        let (state, _) = genesis.build_state().map_err(|e| format!("genesis: {e}"))?;
+        let shadow = state.db;
+        Ok(Auditor {
+            shadow_audit: shadow.audit(),
+            shadow,
+            epoch_duration_ms: genesis.epoch_duration_ms,
+            nonces: addresses.into_iter().map(|a| (a, 0)).collect(),
+            paid: BTreeSet::new(),
+            last_ids: [0; 3],
+            rng,
+            failed_digest_permille,
+            checks: 0,
+        })
+    }
+
+    /// The digest of the shadow's contract state.
+    pub fn shadow_digest(&self) -> [u8; 32] {
+        self.shadow.state_digest()
+    }
+
+    /// Every check that follows an applied block; counts it into `report`.
+    ///
+    /// # Errors
+    /// The first invariant found broken.
+    pub fn after_block(
+        &mut self,
+        ledger: &Ledger,
+        b: &AppliedBlock<'_>,
+        report: &mut Report,
+    ) -> Result<(), String> {
+        let header = &b.block.header;
+        ensure!(
+            self.checks,
+            b.effects.outcomes.len() == b.block.transactions.len(),
+            "one outcome per transaction"
+        );
+        ensure!(
+            self.checks,
+            b.planned.len() == b.block.transactions.len(),
+            "the block holds exactly what was admitted"
+        );
+        let mut senders = BTreeSet::new();
+        for (index, (outcome, planned)) in b.effects.outcomes.iter().zip(b.planned).enumerate() {
+            let sender = self.transaction(b.block, index, outcome, planned, report)?;
+            senders.insert(sender);
+        }
+        self.check_epoch(ledger, b)?;
+        for (address, expected) in &self.nonces {
+            let next = ledger.next_nonce(address);
+            ensure!(
+                self.checks,
+                next == *expected,
+                "{address}: next nonce {next}, but {expected} transactions executed"
+            );
+        }
+        for sender in &senders {
+            let stored = ledger.stored_nonce(sender).map_err(|e| e.to_string())?;
+            ensure!(self.checks, stored == self.nonces[sender], "{sender}: stored nonce {stored} differs");
+        }
+        if let Some(index) =
+            (!b.effects.outcomes.is_empty()).then(|| self.rng.index(b.effects.outcomes.len()))
+        {
+            let outcome = &b.effects.outcomes[index];
+            let stored = ledger.transaction(&outcome.digest).map_err(|e| e.to_string())?;
+            ensure!(
+                self.checks,
+                stored.map(|r| r.outcome).as_ref() == Some(outcome),
+                "stored outcome of {}",
+                outcome.digest
+            );
+        }
+        ledger.with_state(|db| self.check_state(db))?;
+        if header.height.is_multiple_of(SHADOW_DIGEST_EVERY) {
+            self.check_shadow(ledger)?;
+        }
+        Ok(())
+    }
+
+    /// Re-executes one transaction in the shadow and checks it against the ledger's outcome.
+    fn transaction(
+        &mut self,
+        block: &Block,
+        index: usize,
+        outcome: &TxOutcome,
+        planned: &Planned,
+        report: &mut Report,
+    ) -> Result<Address, String> {
+        let header = &block.header;
+        let signed = &block.transactions[index];
+        let digest = signed.digest();
+        let tx = signed.decode_transaction().map_err(|e| e.to_string())?;
+        ensure!(
+            self.checks,
+            header.tx_digests[index] == digest && outcome.digest == digest,
+            "tx {index}: digest"
+        );
+        ensure!(
+            self.checks,
+            outcome.height == header.height
+                && outcome.index == index as u64
+                && outcome.epoch == header.epoch
+                && outcome.timestamp_ms == header.timestamp_ms
+                && outcome.sender == tx.sender,
+            "tx {digest}: outcome placed wrong"
+        );
+        ensure!(self.checks, tx.call == planned.call, "tx {digest} is not the planned call");
+        let ctx = TxContext {
+            sender: tx.sender,
+            epoch: header.epoch,
+            timestamp_ms: header.timestamp_ms,
+            tx_digest: digest.0,
+            random_seed: transaction_random_seed(&header.random_seed, &digest),
+        };
+        let before = self.rng.chance(self.failed_digest_permille).then(|| self.shadow.state_digest());
+        let result = self.shadow.execute(&ctx, &tx.call);
+        let ledger_events: Vec<&Event> = outcome.events.iter().map(|r| &r.event).collect();
+        let status = match &result {
+            Ok(events) => {
+                ensure!(
+                    self.checks,
+                    outcome.status == TxStatus::Success,
+                    "tx {digest}: ledger {:?}, shadow success",
+                    outcome.status
+                );
+                ensure!(
+                    self.checks,
+                    events.iter().eq(ledger_events.iter().copied()),
+                    "tx {digest}: events differ from the shadow's"
+                );
+                Ok(())
+            }
+            Err(error) => {
+                ensure!(
+                    self.checks,
+                    outcome.status == TxStatus::Failure(*error),
+                    "tx {digest}: ledger {:?}, shadow {error}",
+                    outcome.status
+                );
+                ensure!(self.checks, outcome.events.is_empty(), "failed tx {digest} left events");
+                ensure!(
+                    self.checks,
+                    *error != ContractError::EInternalPanic,
+                    "the contract panicked on {:?}",
+                    tx.call
+                );
+                ensure!(
+                    self.checks,
+                    self.shadow.audit() == self.shadow_audit,
+                    "failed tx {digest} moved money"
+                );
+                if let Some(before) = before {
+                    ensure!(
+                        self.checks,
+                        self.shadow.state_digest() == before,
+                        "failed tx {digest} changed the state"
+                    );
+                }
+                Err(*error)
+            }
+        };
+        for (seq, record) in (0u64..).zip(&outcome.events) {
+            ensure!(
+                self.checks,
+                record.id.tx_digest == digest
+                    && record.id.event_seq == seq
+                    && record.height == header.height
+                    && record.tx_index == index as u64
+                    && record.sender == tx.sender
+                    && record.timestamp_ms == header.timestamp_ms,
+                "tx {digest}: event record {seq} misplaced"
+            );
+        }
+        ensure!(
+            self.checks,
+            planned.expect.admits(status),
+            "{:?} gave {status:?}, expected {:?}",
+            tx.call,
+            planned.expect
+        );
+        let audit = self.shadow.audit();
+        ensure!(self.checks, audit.holds(), "supply not conserved after {:?}: {audit:?}", tx.call);
+        self.shadow_audit = audit;
+        if let Ok(events) = &result {
+            for event in events {
+                self.observe(event, &tx.call, tx.sender)?;
+                report.events.entry(event.name()).and_modify(|n| *n += 1).or_insert(1);
+            }
+        }
+        *self.nonces.entry(tx.sender).or_default() += 1;
+        report.count_transaction(call_kind(&tx.call), status.err().map_or(OK, ContractError::name));
+        Ok(tx.sender)
+    }
+
+    /// Checks one event against the shadow at the moment it was emitted.
+    fn observe(&mut self, event: &Event, call: &Call, sender: Address) -> Result<(), String> {
+        match event {
+            Event::NodeRegisteredEvent(e) => self.fresh(0, e.node_small_id.0, "node"),
+            Event::TaskRegisteredEvent(e) => self.fresh(1, e.task_small_id.0, "task"),
+            Event::StackCreatedEvent(e) => {
+                self.fresh(2, e.small_id.0, "stack")?;
+                self.eligible(e.selected_node, "selected")?;
+                let offer = self.shadow.subscription(e.task_small_id, e.selected_node);
+                ensure!(
+                    self.checks,
+                    offer.is_some_and(|o| o.price_per_compute_unit == e.price),
+                    "stack {} not at its node's price",
+                    e.small_id
+                );
+                ensure!(self.checks, e.owner == sender, "stack {} owned by someone else", e.small_id);
+                if let Call::AcquireNewStack { task, num_compute_units, max_price_per_compute_unit } = call {
+                    ensure!(
+                        self.checks,
+                        e.task_small_id == *task
+                            && e.num_compute_units == *num_compute_units
+                            && e.price <= *max_price_per_compute_unit,
+                        "stack {} does not match its purchase",
+                        e.small_id
+                    );
+                }
+                Ok(())
+            }
+            Event::StackTrySettleEvent(e) => {
+                let attesters = &e.requested_attestation_nodes;
+                let distinct: BTreeSet<_> = attesters.iter().collect();
+                ensure!(
+                    self.checks,
+                    distinct.len() == attesters.len(),
+                    "stack {}: attesters repeat",
+                    e.stack_small_id
+                );
+                ensure!(
+                    self.checks,
+                    !attesters.contains(&e.selected_node_id),
+                    "stack {}: the selected node attests",
+                    e.stack_small_id
+                );
+                for attester in attesters {
+                    self.eligible(*attester, "attester")?;
+                }
+                Ok(())
+            }
+            Event::StackSettlementTicketClaimedEvent(e) => self.paid(e.stack_small_id),
+            Event::StackExpiredEvent(e) => self.paid(e.stack_small_id),
+            Event::StackDisputeExpiredEvent(e) => self.paid(e.stack_small_id),
+            Event::StackDisputeResolvedEvent(e) if !e.selected_node_was_right => self.paid(e.stack_small_id),
+            _ => Ok(()),
+        }
+    }
+
+    /// Small ids count up and are never reused.
+    fn fresh(&mut self, kind: usize, id: u64, what: &str) -> Result<(), String> {
+        ensure!(
+            self.checks,
+            id > self.last_ids[kind],
+            "{what} id {id} after {} was issued",
+            self.last_ids[kind]
+        );
+        self.last_ids[kind] = id;
+        Ok(())
+    }
+
+    /// A sampled node is enabled and has collateral.
+    fn eligible(&mut self, node: NodeSmallId, role: &str) -> Result<(), String> {
+        let n = self.shadow.node(node);
+        ensure!(
+            self.checks,
+            n.is_some_and(|n| !n.is_disabled() && n.collateral > 0),
+            "{role} node {node} is missing, disabled or without collateral"
+        );
+        Ok(())
+    }
+
+    /// A stack is paid out at most once, and is closed once paid.
+    fn paid(&mut self, stack: StackSmallId) -> Result<(), String> {
+        ensure!(self.checks, self.paid.insert(stack), "stack {stack} paid out twice");
+        ensure!(
+            self.checks,
+            self.shadow.stack(stack).is_none() && self.shadow.stack_closure(stack).is_some(),
+            "paid stack {stack} is still open"
+        );
+        Ok(())
+    }
+
+    /// The epoch follows the ledger's rule: up by one when forced or when time passed its end.
+    fn check_epoch(&mut self, ledger: &Ledger, b: &AppliedBlock<'_>) -> Result<(), String> {
+        let header = &b.block.header;
+        let before = b.tip_before;
+        let due = header.timestamp_ms >= before.epoch_start_ms + self.epoch_duration_ms;
+        let expected = if b.forced_epoch || due { before.epoch + 1 } else { before.epoch };
+        ensure!(
+            self.checks,
+            header.epoch == expected,
+            "block {} in epoch {}, expected {expected}",
+            header.height,
+            header.epoch
+        );
+        let tip = ledger.tip();
+        let start = if header.epoch == before.epoch { before.epoch_start_ms } else { header.timestamp_ms };
+        ensure!(
+            self.checks,
+            tip.height == header.height
+                && tip.digest == b.block.digest()
+                && tip.timestamp_ms == header.timestamp_ms
+                && tip.epoch == header.epoch
+                && tip.epoch_start_ms == start,
+            "the tip {tip:?} is not block {}",
+            header.height
+        );
+        Ok(())
+    }
+
+    /// Invariants of the whole state after a block.
+    fn check_state(&mut self, db: &AtomaDb) -> Result<(), String> {
+        let audit = db.audit();
+        ensure!(self.checks, audit.holds(), "supply not conserved: {audit:?}");
+        let mut open_work: BTreeMap<NodeSmallId, u64> = BTreeMap::new();
+        for stack in db.stacks() {
+            self.check_stack(stack)?;
+            *open_work.entry(stack.selected_node).or_default() += 1;
+            for attester in stack.ticket.iter().flat_map(|t| &t.requested_attestation_nodes) {
+                *open_work.entry(*attester).or_default() += 1;
+            }
+        }
+        for node in db.nodes() {
+            let expected = open_work.get(&node.small_id).copied().unwrap_or(0);
+            ensure!(
+                self.checks,
+                node.open_work == expected,
+                "node {} open work {} but {expected}",
+                node.small_id,
+                node.open_work
+            );
+        }
+        for task in db.tasks_from(TaskSmallId(0)) {
+            let indexed = db.indexed_candidates(task.small_id, None);
+            let mut expected: Vec<NodeSmallId> = db
+                .subscribers(task.small_id)
+                .filter(|(node, _)| db.node(*node).is_some_and(|n| statically_eligible(n, task)))
+                .map(|(node, _)| node)
+                .collect();
+            expected.sort();
+            ensure!(
+                self.checks,
+                indexed == expected,
+                "task {}: sampling index {indexed:?}, eligible {expected:?}",
+                task.small_id
+            );
+            for node in &indexed {
+                let n = db.node(*node);
+                ensure!(
+                    self.checks,
+                    n.is_some_and(|n| !n.is_disabled() && n.collateral > 0),
+                    "task {}: node {node} samplable",
+                    task.small_id
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// An open stack: not paid, its escrow exactly what its terms charge, and enough for any
+    /// settlement its ticket can still pay.
+    fn check_stack(&mut self, stack: &Stack) -> Result<(), String> {
+        let id = stack.small_id;
+        ensure!(self.checks, !self.paid.contains(&id), "stack {id} is open after it was paid out");
+        let escrow = money::escrow(
+            stack.security_level,
+            stack.price_per_compute_unit,
+            stack.num_compute_units,
+            &stack.terms,
+        );
+        ensure!(
+            self.checks,
+            escrow == Ok(stack.escrow),
+            "stack {id}: escrow {} but the terms charge {escrow:?}",
+            stack.escrow
+        );
+        let Some(ticket) = &stack.ticket else { return Ok(()) };
+        let attesters = &ticket.requested_attestation_nodes;
+        let distinct: BTreeSet<_> = attesters.iter().collect();
+        ensure!(
+            self.checks,
+            distinct.len() == attesters.len() && !distinct.contains(&stack.selected_node),
+            "stack {id}: attesters"
+        );
+        ensure!(self.checks, ticket.attestations.len() == attesters.len(), "stack {id}: attestation slots");
+        ensure!(
+            self.checks,
+            ticket.settled_units <= stack.num_compute_units,
+            "stack {id}: settles more units than bought"
+        );
+        let shares = money::shares(
+            stack.security_level,
+            stack.price_per_compute_unit,
+            ticket.settled_units,
+            &stack.terms,
+        )
+        .map_err(|e| format!("stack {id}: shares: {e}"))?;
+        let payout = u128::from(shares.node)
+            + u128::from(shares.surcharge)
+            + u128::from(shares.per_attester) * attesters.len() as u128;
+        ensure!(
+            self.checks,
+            payout <= u128::from(stack.escrow),
+            "stack {id}: pays {payout} from escrow {}",
+            stack.escrow
+        );
+        Ok(())
+    }
+
+    /// The shadow and the ledger hold the same contract state.
+    fn check_shadow(&mut self, ledger: &Ledger) -> Result<(), String> {
+        let ledger_digest = ledger.with_state(AtomaDb::state_digest);
+        ensure!(
+            self.checks,
+            ledger_digest == self.shadow_digest(),
+            "the ledger's contract state differs from the shadow's"
+        );
+        Ok(())
+    }
+
+    /// After a restart: the ledger recovered exactly the last committed block and state, which
+    /// a replay from genesis confirms, and every nonce.
+    ///
+    /// # Errors
+    /// The first difference.
+    pub fn check_recovered(&mut self, ledger: &Ledger, tip: Tip, digest: Digest) -> Result<(), String> {
+        ensure!(self.checks, ledger.tip() == tip, "recovered to {:?}, committed {tip:?}", ledger.tip());
+        ensure!(self.checks, ledger.state_digest() == digest, "recovered a different state");
+        self.check_replay(ledger)?;
+        for (address, expected) in &self.nonces {
+            let (next, stored) =
+                (ledger.next_nonce(address), ledger.stored_nonce(address).map_err(|e| e.to_string())?);
+            ensure!(
+                self.checks,
+                next == *expected && stored == *expected,
+                "{address}: nonce {next}/{stored} after restart"
+            );
+        }
+        Ok(())
+    }
+
+    /// The state digest equals a replay from genesis, and the shadow agrees.
+    ///
+    /// # Errors
+    /// When they differ or the replay fails.
+    pub fn check_replay(&mut self, ledger: &Ledger) -> Result<(), String> {
+        let replayed = ledger.replay_from_genesis().map_err(|e| format!("replay from genesis: {e}"))?;
+        let digest = ledger.state_digest();
+        ensure!(
+            self.checks,
+            replayed == digest,
+            "replay from genesis gives {replayed}, the ledger holds {digest}"
+        );
+        self.check_shadow(ledger)
+    }
+}
