@@ -250,7 +250,7 @@ impl AtomaDb {
     ) -> Result<(), ContractError> {
         let device = DeviceType::from_wire(device_type).ok_or(ContractError::EInvalidDeviceType)?;
         if ed25519_dalek::VerifyingKey::from_bytes(key).is_err() {
-            return Err(ContractError::EInvalidTeeEvidence);
+            return Err(ContractError::EInvalidPublicKey);
         }
         self.attestation_roots.insert(device, *key);
         tx.emit(AttestationRootAddedEvent { device_type, public_key: key.to_vec() });

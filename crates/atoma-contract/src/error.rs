@@ -134,6 +134,7 @@ contract_errors! {
     ENodeServesTaskWithModel = 129 => "the node is subscribed to a task of this model and serves it in no other echelon",
     EAttestationRootNotFound = 130 => "no attestation root is registered for this device type",
     EUnitsNotContested = 131 => "the counted units equal the claimed units",
+    EInvalidPublicKey = 132 => "the public key is not a valid ed25519 key",
     EInternalPanic = 199 => "the contract hit an internal error; the call was rolled back",
 }
 

@@ -131,6 +131,9 @@ impl AtomaDb {
             return Err(ContractError::ENodeAlreadyDisabled);
         }
         let device = DeviceType::from_wire(c.device_type).ok_or(ContractError::EInvalidDeviceType)?;
+        if VerifyingKey::from_bytes(c.public_key).is_err() {
+            return Err(ContractError::EInvalidPublicKey);
+        }
         if c.rotation != self.globals.get().key_rotation_counter {
             return Err(ContractError::EInvalidKeyRotationCounter);
         }

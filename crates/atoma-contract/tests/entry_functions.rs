@@ -551,6 +551,10 @@ fn confidential_compute_keys() {
     let mut tampered = good.clone();
     tampered[100] ^= 1;
     let other_root = SigningKey::from_bytes(&[7; 32]);
+    // y = 2 is not the y-coordinate of any point on the curve.
+    let mut not_a_point = [0u8; 32];
+    not_a_point[0] = 2;
+    assert!(ed25519_dalek::VerifyingKey::from_bytes(&not_a_point).is_err());
     let cases = vec![
         (addr(9), admin(&w, AdminOp::NewNetworkKeyRotation), Err(E::ENotAuthorized)),
         (w.admin, admin(&w, AdminOp::NewNetworkKeyRotation), Ok(&["NewKeyRotationEvent"] as &[&str])),
@@ -572,6 +576,22 @@ fn confidential_compute_keys() {
             Ok(&["AttestationRootAddedEvent"]),
         ),
         (addr(1), commit(7, 1, good.clone()), Err(E::EInvalidDeviceType)),
+        (
+            addr(1),
+            Call::CommitNodePublicKey {
+                node: a,
+                device_type: 300,
+                key_rotation_counter: 1,
+                public_key: not_a_point,
+                evidence: good.clone(),
+            },
+            Err(E::EInvalidPublicKey),
+        ),
+        (
+            w.admin,
+            admin(&w, AdminOp::AddAttestationRoot { device_type: 0, public_key: not_a_point }),
+            Err(E::EInvalidPublicKey),
+        ),
         (addr(1), commit(300, 0, good.clone()), Err(E::EInvalidKeyRotationCounter)),
         (addr(1), commit(300, 1, tampered), Err(E::EInvalidTeeEvidence)),
         (
