@@ -21,8 +21,10 @@ use crate::submit::{Answer, Shared, Submitter};
 /// Compute units of each stack the mix buys, and how many of them its node settles.
 pub(crate) const STACK_UNITS: u64 = 100;
 pub(crate) const SETTLED_UNITS: u64 = 50;
-/// Stacks per `ClaimFunds` in the mix.
+/// Stacks per `ClaimFunds` in the mix, at most.
 const CLAIM_BATCH: usize = 16;
+/// Settles between two claims at most, while something is claimable.
+const SETTLES_PER_CLAIM: usize = 4;
 
 /// What each lane sends next.
 pub(crate) trait Plan: Send {
@@ -214,8 +216,10 @@ pub(crate) struct Mix {
     to_settle: VecDeque<StackSmallId>,
     /// Settled, with the epoch of their settlement; claimable once the epoch has passed.
     settled: VecDeque<(StackSmallId, u64)>,
-    /// Buys and settles not answered yet.
+    /// Buys not answered yet.
     buying: usize,
+    /// Settles sent since the last claim.
+    settles_since_claim: usize,
     /// The newest epoch an answer named.
     epoch: u64,
 }
@@ -229,6 +233,7 @@ impl Mix {
             to_settle: VecDeque::new(),
             settled: VecDeque::new(),
             buying: 0,
+            settles_since_claim: 0,
             epoch: 0,
         }
     }
@@ -253,11 +258,16 @@ impl Plan for Mix {
             });
         }
         let claimable = self.claimable();
-        if claimable >= CLAIM_BATCH || (claimable > 0 && self.to_settle.is_empty()) {
+        let claim_now = claimable >= CLAIM_BATCH
+            || self.to_settle.is_empty()
+            || self.settles_since_claim >= SETTLES_PER_CLAIM;
+        if claimable > 0 && claim_now {
+            self.settles_since_claim = 0;
             let stacks = self.settled.drain(..claimable.min(CLAIM_BATCH)).map(|(s, _)| s).collect();
             return Some(Call::ClaimFunds { node: self.node, stacks });
         }
         let stack = self.to_settle.pop_front()?;
+        self.settles_since_claim += 1;
         Some(Call::TrySettleStack {
             node: self.node,
             stack,

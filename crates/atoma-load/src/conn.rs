@@ -105,11 +105,16 @@ impl CallError {
             JsonRpcError::RequestTimeout => CallError::Timeout,
             JsonRpcError::ParseError(e) => CallError::Decode(e.to_string()),
             JsonRpcError::Transport(inner) => {
-                match inner.downcast_ref::<jsonrpsee_http_client::transport::Error>() {
-                    Some(jsonrpsee_http_client::transport::Error::Rejected { status_code }) => {
-                        CallError::Http(*status_code)
-                    }
-                    _ => CallError::Transport(inner.to_string()),
+                use jsonrpsee::client_transport::ws::WsHandshakeError;
+                use jsonrpsee_http_client::transport::Error as HttpError;
+                if let Some(HttpError::Rejected { status_code }) = inner.downcast_ref::<HttpError>() {
+                    CallError::Http(*status_code)
+                } else if let Some(WsHandshakeError::Rejected { status_code }) =
+                    inner.downcast_ref::<WsHandshakeError>()
+                {
+                    CallError::Http(*status_code)
+                } else {
+                    CallError::Transport(inner.to_string())
                 }
             }
             other => CallError::Transport(other.to_string()),
@@ -180,8 +185,15 @@ enum Inner {
 }
 
 impl Conn {
-    /// Connects to `url` (`http://host:port`; the `ws://` form is derived for WebSocket).
-    pub(crate) async fn open(url: &str, transport: Transport, timeout: Duration) -> Result<Self, CallError> {
+    /// Connects to `url` (`http://host:port`; the `ws://` form is derived for WebSocket). A
+    /// WebSocket handshake refused as busy (the server's connection limit) is tried again for up
+    /// to `retry_for`.
+    pub(crate) async fn open(
+        url: &str,
+        transport: Transport,
+        timeout: Duration,
+        retry_for: Duration,
+    ) -> Result<Self, CallError> {
         let (http_url, ws_url) = urls(url).ok_or_else(|| {
             CallError::Transport(format!("invalid RPC URL {url:?}: expected http:// or ws://"))
         })?;
@@ -195,7 +207,15 @@ impl Conn {
                     .map_err(CallError::from_jsonrpc)?,
             ),
             Transport::WebSocket => {
-                let client = ws_connect(&ws_url, timeout).await?;
+                let start = std::time::Instant::now();
+                let client = loop {
+                    match ws_connect(&ws_url, timeout).await {
+                        Err(e) if e.retry() == Retry::Busy && start.elapsed() < retry_for => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        other => break other?,
+                    }
+                };
                 Inner::Ws { url: ws_url, timeout, client: Mutex::new(Arc::new(client)) }
             }
         };

@@ -105,8 +105,9 @@ where
     config.validate().map_err(LoadError::InvalidConfig)?;
     let connect = |e: CallError| LoadError::Connect(e.to_string());
     let shared = Arc::new(Shared::new(config.stop));
-    let setup_conn =
-        Conn::open(&config.rpc_url, config.transport, config.request_timeout).await.map_err(connect)?;
+    let setup_conn = Conn::open(&config.rpc_url, config.transport, config.request_timeout, config.retry_for)
+        .await
+        .map_err(connect)?;
     let info = setup_conn.chain_info().await.map_err(connect)?;
     let chain_id = info.chain_id.0;
     let setup_start = Instant::now();
@@ -227,9 +228,10 @@ async fn setup(
         let (config, shared, client_keys) = (config.clone(), Arc::clone(shared), client_keys.to_vec());
         let recipient = keys[(index + 1) % config.concurrency * per_client].address();
         clients.spawn(async move {
-            let conn = Conn::open(&config.rpc_url, config.transport, config.request_timeout)
-                .await
-                .map_err(|e| LoadError::Connect(e.to_string()))?;
+            let conn =
+                Conn::open(&config.rpc_url, config.transport, config.request_timeout, config.retry_for)
+                    .await
+                    .map_err(|e| LoadError::Connect(e.to_string()))?;
             let mut lanes = Vec::new();
             for key in client_keys {
                 let nonce =

@@ -201,15 +201,16 @@ impl Submitter {
     }
 }
 
-/// How long to wait before sending again: short for a nonce that is about to be admitted, longer
-/// and growing for a busy server; with a little jitter from the digest so that clients turned
-/// away together do not come back together.
+/// How long to wait before sending again, growing to a quarter second: from a short first wait
+/// for a nonce whose predecessor is probably being admitted right now (but may itself be waiting
+/// out a busy server, so the wait grows too), from a longer one for a busy server; with a little
+/// jitter from the digest so that clients turned away together do not come back together.
 fn backoff(retry: Retry, attempt: u32, digest: Digest) -> Duration {
     let (base_us, cap_us) = match retry {
-        Retry::NotYet => (500, 20_000),
+        Retry::NotYet => (500, 250_000),
         _ => (5_000, 250_000),
     };
-    let grown = base_us * (1u64 << attempt.min(8).saturating_sub(1));
+    let grown = base_us * (1u64 << attempt.min(10).saturating_sub(1));
     let jitter = u64::from(digest.0[(attempt as usize) % 32]) * base_us / 256;
     Duration::from_micros(grown.min(cap_us) + jitter)
 }
@@ -225,7 +226,7 @@ mod tests {
         assert_eq!(backoff(Retry::Busy, 1, d), Duration::from_millis(5));
         assert_eq!(backoff(Retry::Busy, 2, d), Duration::from_millis(10));
         assert_eq!(backoff(Retry::Busy, 30, d), Duration::from_millis(250));
-        assert_eq!(backoff(Retry::NotYet, 30, d), Duration::from_millis(20));
+        assert_eq!(backoff(Retry::NotYet, 30, d), Duration::from_millis(250));
         assert!(backoff(Retry::Busy, 1, Digest([255; 32])) < Duration::from_millis(10));
     }
 
