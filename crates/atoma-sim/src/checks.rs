@@ -9,10 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use atoma_contract::enums::SecurityLevel;
 use atoma_contract::event::Event;
-use atoma_contract::money;
 use atoma_contract::sampling::statically_eligible;
-use atoma_contract::state::Stack;
+use atoma_contract::state::{Stack, StackTerms};
 use atoma_contract::{
     Address, AtomaDb, Audit, Call, ContractError, NodeSmallId, StackSmallId, TaskSmallId, TxContext,
 };
@@ -50,6 +50,18 @@ pub struct AppliedBlock<'a> {
     pub tip_before: Tip,
     /// Whether the sequencer was asked to start the next epoch.
     pub forced_epoch: bool,
+}
+
+/// What the shadow held just before a transaction, for checking the amounts its events report.
+struct Before {
+    /// The stacks the call names.
+    stacks: BTreeMap<StackSmallId, Stack>,
+    /// Every node's collateral and reputation, updated as the transaction's slashes are read.
+    nodes: BTreeMap<NodeSmallId, (u64, u16)>,
+    /// The timeout slash in force.
+    timeout_permille: u64,
+    /// The oracle's share of a dispute slash in force.
+    oracle_permille: u64,
 }
 
 /// See the module docs.
@@ -191,6 +203,7 @@ impl Auditor {
             random_seed: transaction_random_seed(&header.random_seed, &digest),
         };
         let before = self.rng.chance(self.failed_digest_permille).then(|| self.shadow.state_digest());
+        let mut amounts = self.before(&tx.call);
         let result = self.shadow.execute(&ctx, &tx.call);
         let ledger_events: Vec<&Event> = outcome.events.iter().map(|r| &r.event).collect();
         let status = match &result {
@@ -262,6 +275,7 @@ impl Auditor {
         if let Ok(events) = &result {
             for event in events {
                 self.observe(event, &tx.call, tx.sender)?;
+                self.check_amounts(event, &mut amounts)?;
                 report.events.entry(event.name()).and_modify(|n| *n += 1).or_insert(1);
             }
         }
@@ -324,6 +338,111 @@ impl Auditor {
             Event::StackDisputeResolvedEvent(e) if !e.selected_node_was_right => self.paid(e.stack_small_id),
             _ => Ok(()),
         }
+    }
+
+    /// The part of the shadow a transaction's amounts are checked against.
+    fn before(&self, call: &Call) -> Before {
+        let named: Vec<StackSmallId> = match call {
+            Call::ClaimFunds { stacks, .. } => stacks.clone(),
+            Call::ReclaimExpiredStack { stack }
+            | Call::ExpireDispute { stack }
+            | Call::ResolveStackDispute { stack, .. } => vec![*stack],
+            _ => Vec::new(),
+        };
+        let config = self.shadow.config();
+        Before {
+            stacks: named
+                .into_iter()
+                .filter_map(|id| self.shadow.stack(id).map(|s| (id, s.clone())))
+                .collect(),
+            nodes: self.shadow.nodes().map(|n| (n.small_id, (n.collateral, n.reputation))).collect(),
+            timeout_permille: config.permille_to_slash_node_on_timeout,
+            oracle_permille: config.permille_for_oracle_on_dispute,
+        }
+    }
+
+    /// Refunds and slashes as SPEC §7 and §9 compute them, from the state before the call.
+    fn check_amounts(&mut self, event: &Event, before: &mut Before) -> Result<(), String> {
+        let escrow_of = |id: StackSmallId| before.stacks.get(&id).map(|s| s.escrow);
+        match event {
+            Event::StackSettlementTicketClaimedEvent(e) => {
+                let id = e.stack_small_id;
+                let Some(stack) = before.stacks.get(&id) else {
+                    return Err(format!("claimed stack {id} was not open"));
+                };
+                let settled = stack.ticket.as_ref().map(|t| t.settled_units);
+                ensure!(
+                    self.checks,
+                    settled == Some(e.num_claimed_compute_units),
+                    "stack {id}: paid for other units"
+                );
+                let paid = spec_payout(stack, e.num_claimed_compute_units, e.attestation_nodes.len());
+                let refund = u128::from(stack.escrow).checked_sub(paid);
+                ensure!(
+                    self.checks,
+                    refund == Some(u128::from(e.user_refund_amount)),
+                    "stack {id}: refund {} but escrow {} less payouts {paid}",
+                    e.user_refund_amount,
+                    stack.escrow
+                );
+            }
+            Event::StackExpiredEvent(e) => {
+                let id = e.stack_small_id;
+                ensure!(self.checks, escrow_of(id) == Some(e.refund_amount), "stack {id}: expiry refund");
+            }
+            Event::StackDisputeExpiredEvent(e) => {
+                let id = e.stack_small_id;
+                ensure!(
+                    self.checks,
+                    escrow_of(id) == Some(e.refund_amount),
+                    "stack {id}: dispute expiry refund"
+                );
+            }
+            Event::StackDisputeResolvedEvent(e) => {
+                let id = e.stack_small_id;
+                let refund = if e.selected_node_was_right { Some(0) } else { escrow_of(id) };
+                ensure!(self.checks, refund == Some(e.user_refund_amount), "stack {id}: resolution refund");
+                let oracle = u128::from(e.slashed_amount) * u128::from(before.oracle_permille) / 1000;
+                let honest = u128::from(e.honest_reward_each) * e.honest_nodes.len() as u128;
+                ensure!(
+                    self.checks,
+                    u128::from(e.oracle_reward) == oracle && oracle + honest <= u128::from(e.slashed_amount),
+                    "stack {id}: the slash of {} is not divided as SPEC §9.2 says",
+                    e.slashed_amount
+                );
+            }
+            Event::NodeSlashedEvent(e) => {
+                let node = e.node_small_id;
+                let Some((collateral, reputation)) = before.nodes.get(&node).copied() else {
+                    return Err(format!("slashed node {node} did not exist"));
+                };
+                let after = if e.reason == "timeout" {
+                    let amount =
+                        (u128::from(collateral) * u128::from(before.timeout_permille)).div_ceil(1000);
+                    let amount = u64::try_from(amount).unwrap_or(u64::MAX).min(collateral);
+                    let expected = (collateral - amount, reputation.saturating_sub(10));
+                    ensure!(
+                        self.checks,
+                        e.amount == amount && (e.remaining_collateral, e.reputation) == expected,
+                        "node {node}: timeout slash {e:?} from {collateral}, expected {amount}"
+                    );
+                    expected
+                } else {
+                    ensure!(
+                        self.checks,
+                        e.reason == "dispute"
+                            && e.amount >= collateral
+                            && e.remaining_collateral == 0
+                            && e.reputation == 0,
+                        "node {node}: dispute slash {e:?} from {collateral}"
+                    );
+                    (0, 0)
+                };
+                before.nodes.insert(node, after);
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Small ids count up and are never reused.
@@ -442,7 +561,7 @@ impl Auditor {
     fn check_stack(&mut self, stack: &Stack) -> Result<(), String> {
         let id = stack.small_id;
         ensure!(self.checks, !self.paid.contains(&id), "stack {id} is open after it was paid out");
-        let escrow = money::escrow(
+        let escrow = spec_escrow(
             stack.security_level,
             stack.price_per_compute_unit,
             stack.num_compute_units,
@@ -450,8 +569,8 @@ impl Auditor {
         );
         ensure!(
             self.checks,
-            escrow == Ok(stack.escrow),
-            "stack {id}: escrow {} but the terms charge {escrow:?}",
+            escrow == u128::from(stack.escrow),
+            "stack {id}: escrow {} but the terms charge {escrow}",
             stack.escrow
         );
         let Some(ticket) = &stack.ticket else { return Ok(()) };
@@ -468,16 +587,7 @@ impl Auditor {
             ticket.settled_units <= stack.num_compute_units,
             "stack {id}: settles more units than bought"
         );
-        let shares = money::shares(
-            stack.security_level,
-            stack.price_per_compute_unit,
-            ticket.settled_units,
-            &stack.terms,
-        )
-        .map_err(|e| format!("stack {id}: shares: {e}"))?;
-        let payout = u128::from(shares.node)
-            + u128::from(shares.surcharge)
-            + u128::from(shares.per_attester) * attesters.len() as u128;
+        let payout = spec_payout(stack, ticket.settled_units, attesters.len());
         ensure!(
             self.checks,
             payout <= u128::from(stack.escrow),
@@ -532,5 +642,85 @@ impl Auditor {
             "replay from genesis gives {replayed}, the ledger holds {digest}"
         );
         self.check_shadow(ledger)
+    }
+}
+
+/// SPEC §7.1's escrow, computed here from the formula rather than with the contract's `money`
+/// module: `base(N)`, plus for sampling consensus `⌈base·S/1000⌉ + k·⌈base·X/1000⌉`.
+fn spec_escrow(level: SecurityLevel, price: u64, units: u64, terms: &StackTerms) -> u128 {
+    let base = u128::from(price) * u128::from(units);
+    if level != SecurityLevel::SamplingConsensus {
+        return base;
+    }
+    let surcharge = (base * u128::from(terms.sampling_consensus_charge_permille)).div_ceil(1000);
+    let per_attester = (base * u128::from(terms.cross_validation_extra_nodes_charge_permille)).div_ceil(1000);
+    base + surcharge + u128::from(terms.cross_validation_extra_nodes_count) * per_attester
+}
+
+/// SPEC §7.2's payouts for `units` with `attesters` paid attesters: `base(c)` to the node, and for
+/// sampling consensus `⌈base·S/1000⌉` to the treasury and `⌊base·X/1000⌋` to each attester.
+fn spec_payout(stack: &Stack, units: u64, attesters: usize) -> u128 {
+    let base = u128::from(stack.price_per_compute_unit) * u128::from(units);
+    if stack.security_level != SecurityLevel::SamplingConsensus {
+        return base;
+    }
+    let terms = &stack.terms;
+    let surcharge = (base * u128::from(terms.sampling_consensus_charge_permille)).div_ceil(1000);
+    let per_attester = base * u128::from(terms.cross_validation_extra_nodes_charge_permille) / 1000;
+    base + surcharge + per_attester * attesters as u128
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoma_contract::money;
+
+    fn terms(rng: &mut SimRng) -> StackTerms {
+        StackTerms {
+            sampling_consensus_charge_permille: rng.range(0, 1000),
+            cross_validation_extra_nodes_charge_permille: rng.range(0, 1000),
+            cross_validation_extra_nodes_count: rng.range(1, 16),
+            cross_validation_probability_permille: 0,
+            stack_dispute_settlement_delay_epochs: 1,
+            stack_expiration_epochs: 1,
+            dispute_resolution_deadline_epochs: 1,
+            settlement_timeout_ms: 1,
+        }
+    }
+
+    #[test]
+    fn the_spec_formulas_agree_with_the_contracts_money_module() {
+        let mut rng = SimRng::new(3);
+        for _ in 0..2000 {
+            let terms = terms(&mut rng);
+            let (price, units) = (rng.range(1, 1 << 20), rng.range(1, 1 << 20));
+            for level in SecurityLevel::ALL {
+                let escrow = money::escrow(*level, price, units, &terms).unwrap();
+                assert_eq!(spec_escrow(*level, price, units, &terms), u128::from(escrow));
+                let claimed = rng.range(0, units);
+                let shares = money::shares(*level, price, claimed, &terms).unwrap();
+                let stack = Stack {
+                    id: atoma_contract::ObjectId([0; 32]),
+                    small_id: StackSmallId(1),
+                    badge_id: atoma_contract::ObjectId([1; 32]),
+                    task_small_id: TaskSmallId(1),
+                    selected_node: NodeSmallId(1),
+                    num_compute_units: units,
+                    price_per_compute_unit: price,
+                    security_level: *level,
+                    escrow,
+                    terms,
+                    created_epoch: 0,
+                    created_ms: 0,
+                    ticket: None,
+                };
+                let k = usize::try_from(terms.cross_validation_extra_nodes_count).unwrap();
+                let paid = u128::from(shares.node)
+                    + u128::from(shares.surcharge)
+                    + u128::from(shares.per_attester) * k as u128;
+                assert_eq!(spec_payout(&stack, claimed, k), paid);
+                assert!(paid <= u128::from(escrow));
+            }
+        }
     }
 }

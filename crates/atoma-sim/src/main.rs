@@ -60,8 +60,10 @@ fn main() {
                         break;
                     }
                     let outcome = run_one(seed, &config);
-                    if let Err(message) = &outcome {
-                        eprintln!("{message}");
+                    // Progress on stderr as seeds finish; the table on stdout comes at the end.
+                    match &outcome {
+                        Ok((report, took)) => eprintln!("{report} ({} ms)", took.as_millis()),
+                        Err(message) => eprintln!("{message}"),
                     }
                     results.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((seed, outcome));
                 }

@@ -12,9 +12,6 @@ use atoma_sim::{Report, SimConfig, run};
 
 /// Seeds in the default set.
 const SEEDS: u64 = 8;
-/// Transactions per seed in a debug build, where ed25519 verification is slow; a release build
-/// runs the full default.
-const DEBUG_TRANSACTIONS: u64 = 300;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -52,9 +49,8 @@ fn run_seeds(seeds: u64, config: &SimConfig) -> Vec<Report> {
 #[test]
 fn fixed_seeds_keep_every_invariant_and_reach_the_interesting_paths() {
     let seeds = env("ATOMA_SIM_SEEDS", SEEDS);
-    let default_txs =
-        if cfg!(debug_assertions) { DEBUG_TRANSACTIONS } else { SimConfig::default().transactions };
-    let config = SimConfig { transactions: env("ATOMA_SIM_TXS", default_txs), ..SimConfig::default() };
+    let default = SimConfig::default();
+    let config = SimConfig { transactions: env("ATOMA_SIM_TXS", default.transactions), ..default };
     let reports = run_seeds(seeds, &config);
     let mut total = Report::default();
     for report in &reports {
@@ -90,7 +86,7 @@ fn fixed_seeds_keep_every_invariant_and_reach_the_interesting_paths() {
 
 #[test]
 fn a_seed_always_gives_the_same_run() {
-    let config = SimConfig { transactions: 150, crashes: 1, ..SimConfig::default() };
+    let config = SimConfig { transactions: 500, crashes: 1, ..SimConfig::default() };
     let first = run(11, &config).unwrap_or_else(|f| panic!("{f}"));
     let again = run(11, &config).unwrap_or_else(|f| panic!("{f}"));
     assert_eq!(first, again, "same seed, same blocks, same state");

@@ -79,6 +79,11 @@ fn intervene(v: &View<'_>, rng: &mut SimRng) -> Option<(AdminOp, Expect)> {
     if !config.registration_enabled && rng.chance(500) {
         return Some((AdminOp::EnableRegistration, Expect::Exactly(Ok(()))));
     }
+    if let Some(model) = db.models().find(|m| !m.enabled)
+        && rng.chance(500)
+    {
+        return Some((AdminOp::EnableModel { name: model.name.clone() }, Expect::Exactly(Ok(()))));
+    }
     let set = |parameter, value| {
         let expect = Expect::Exactly(expected_parameter_outcome(parameter, value, config));
         (AdminOp::SetParameter { parameter, value }, expect)
@@ -123,6 +128,28 @@ fn intervene(v: &View<'_>, rng: &mut SimRng) -> Option<(AdminOp, Expect)> {
                 params: echelon_params(rng),
             };
             Some((op, Expect::Anything))
+        }
+        // Taken away for a while: the setup puts roots and oracle seats back on a later turn,
+        // and a disabled model is enabled again.
+        90 => {
+            Some((AdminOp::DisableModel { name: MODELS[rng.index(MODELS.len())].into() }, Expect::Anything))
+        }
+        91 => Some((AdminOp::RemoveAttestationRoot { device_type: DEVICE_TYPE }, Expect::Anything)),
+        92 => {
+            let model = MODELS[rng.index(MODELS.len())];
+            let seated: Vec<_> = db
+                .model(model)
+                .and_then(|m| m.echelons.get(&EchelonId(1)))
+                .map(|e| e.oracles.iter().copied().collect())
+                .unwrap_or_default();
+            rng.pick(&seated).map(|node| {
+                let op = AdminOp::RemoveModelEchelonOracleNode {
+                    model_name: model.into(),
+                    echelon: EchelonId(1),
+                    node: *node,
+                };
+                (op, Expect::Exactly(Ok(())))
+            })
         }
         _ => None,
     }

@@ -264,6 +264,15 @@ fn chore(v: &View<'_>, rng: &mut SimRng, role: Role, node: &Node) -> Option<Call
             supported_optimizations: if rng.chance(800) { ALL_OPTIMIZATIONS } else { 0b0000_0011 },
         }),
         240..=244 if role == Role::HonestNode => Some(Call::PermanentlyDisableNode { node: id }),
+        265..=274 => {
+            // Refused while a subscribed task needs the model and no other echelon serves it.
+            let served = db.node_models(id);
+            rng.pick(&served).map(|(model, echelon)| Call::RemoveNodeFromModel {
+                node: id,
+                model_name: model.clone(),
+                echelon: *echelon,
+            })
+        }
         245..=264 => {
             let other: Vec<&Stack> = db.stacks().filter(|s| s.selected_node != id).collect();
             rng.pick(&other).map(|s| Call::ClaimFunds { node: id, stacks: vec![s.small_id] })
@@ -316,6 +325,23 @@ pub(super) fn plan_oracle(v: &View<'_>, rng: &mut SimRng, actor: &Actor) -> Call
             },
             Expect::Anything,
         ));
+    }
+    // Now and then a dispute of the other model, which this oracle may not judge.
+    let foreign: Vec<&Stack> =
+        v.db.stacks()
+            .filter(|s| s.ticket.as_ref().is_some_and(|t| matches!(t.status, TicketStatus::InDispute { .. })))
+            .filter(|s| v.db.task(s.task_small_id).and_then(|t| t.model_name.as_deref()) != Some(model))
+            .collect();
+    if let Some(stack) = rng.pick(&foreign)
+        && rng.chance(50)
+    {
+        let call = Call::ResolveStackDispute {
+            oracle_node: node.small_id,
+            stack: stack.small_id,
+            correct_committed_stack_proof: vec![0; 32],
+            correct_units: 1,
+        };
+        calls.push((call, Expect::Anything));
     }
     if node.fees.unlocked_at(v.epoch) > 0 && rng.chance(200) {
         calls.push((Call::WithdrawFees { node: node.small_id }, Expect::Anything));

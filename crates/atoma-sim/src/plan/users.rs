@@ -105,7 +105,11 @@ fn dispute_expired(stack: &Stack, epoch: u64) -> bool {
 
 /// A purchase of a live task: mostly sensible, sometimes with zero units or a low price cap.
 fn buy(db: &AtomaDb, rng: &mut SimRng) -> Option<Call> {
-    let tasks = live_tasks(db);
+    // Buyers mostly pick from tasks that have offers, as they would on a market page.
+    let mut tasks = live_tasks(db);
+    if rng.chance(900) {
+        tasks.retain(|t| t.num_subscribers > 0);
+    }
     let task = rng.pick(&tasks)?;
     Some(Call::AcquireNewStack {
         task: task.small_id,
