@@ -17,6 +17,13 @@ use libfuzzer_sys::fuzz_target;
 /// At most this many steps per input, so that one input stays fast.
 const MAX_STEPS: usize = 64;
 
+/// `ATOMA_FUZZ_STATS=1` prints each call's variant and outcome to stderr, so that replaying a
+/// corpus (`-runs=0`) shows how deep the fuzzer got.
+fn print_stats() -> bool {
+    static STATS: OnceLock<bool> = OnceLock::new();
+    *STATS.get_or_init(|| std::env::var_os("ATOMA_FUZZ_STATS").is_some())
+}
+
 fn market() -> &'static Market {
     static MARKET: OnceLock<Market> = OnceLock::new();
     MARKET.get_or_init(Market::build)
@@ -52,6 +59,11 @@ fuzz_target!(|data: &[u8]| {
         }
         let audit = m.db.audit();
         assert!(audit.holds(), "supply not conserved after {call:?}: {audit:?}");
+        if print_stats() {
+            let name = format!("{call:?}");
+            let name = name.split([' ', '{', '(']).next().unwrap_or("");
+            eprintln!("outcome {name} {}", result.as_ref().map_or_else(|e| e.name(), |_| "ok"));
+        }
         log.push((ctx, call));
     }
     let mut replay = start.db.clone();
