@@ -19,9 +19,11 @@ use atoma_contract::{
 use atoma_ledger::block::transaction_random_seed;
 use atoma_ledger::{Block, BlockEffects, Digest, GenesisConfig, Ledger, Tip, TxOutcome, TxStatus};
 
+use crate::actors::Role;
 use crate::plan::Planned;
 use crate::report::{OK, Report, call_kind};
 use crate::rng::SimRng;
+use crate::truth::StackTruth;
 
 /// Fails the enclosing function with a formatted message unless the condition holds; counts
 /// the check.
@@ -74,6 +76,8 @@ pub struct Auditor {
     last_ids: [u64; 3],
     rng: SimRng,
     failed_digest_permille: u64,
+    /// The run's seed and every account's role, for the checks on honest nodes.
+    honesty: Option<(u64, BTreeMap<Address, Role>)>,
     /// Checks passed so far.
     pub checks: u64,
 }
@@ -100,8 +104,25 @@ impl Auditor {
             last_ids: [0; 3],
             rng,
             failed_digest_permille,
+            honesty: None,
             checks: 0,
         })
+    }
+
+    /// Also checks that honest operators (honest and no-show nodes, which both settle
+    /// truthfully) are never slashed for a dispute and are always paid for exactly the units
+    /// they served, by the ground truth of the run `seed`.
+    #[must_use]
+    pub fn with_roles(mut self, seed: u64, roles: impl IntoIterator<Item = (Address, Role)>) -> Self {
+        self.honesty = Some((seed, roles.into_iter().collect()));
+        self
+    }
+
+    /// Whether the node's operator settles truthfully.
+    fn honest_operator(&self, node: NodeSmallId) -> bool {
+        let Some((_, roles)) = &self.honesty else { return false };
+        let owner = self.shadow.node(node).and_then(|n| self.shadow.badge(n.badge_id)).map(|b| b.owner);
+        owner.and_then(|o| roles.get(&o)).is_some_and(|r| matches!(r, Role::HonestNode | Role::NoShowNode))
     }
 
     /// The digest of the shadow's contract state.
@@ -376,6 +397,18 @@ impl Auditor {
                     settled == Some(e.num_claimed_compute_units),
                     "stack {id}: paid for other units"
                 );
+                if let Some((seed, _)) = &self.honesty
+                    && self.honest_operator(e.selected_node_id)
+                {
+                    let used = StackTruth::of(*seed, stack).used_units;
+                    ensure!(
+                        self.checks,
+                        e.num_claimed_compute_units == used,
+                        "honest node {} paid for {} units of stack {id}, it served {used}",
+                        e.selected_node_id,
+                        e.num_claimed_compute_units
+                    );
+                }
                 let paid = spec_payout(stack, e.num_claimed_compute_units, e.attestation_nodes.len());
                 let refund = u128::from(stack.escrow).checked_sub(paid);
                 ensure!(
@@ -428,6 +461,11 @@ impl Auditor {
                     );
                     expected
                 } else {
+                    ensure!(
+                        self.checks,
+                        !self.honest_operator(node),
+                        "honest node {node} lost a dispute: {e:?}"
+                    );
                     ensure!(
                         self.checks,
                         e.reason == "dispute"

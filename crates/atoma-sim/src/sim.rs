@@ -75,8 +75,9 @@ impl Simulation {
         crash_at.sort_unstable();
         let auditor_rng = SimRng::new(rng.next_u64());
         let addresses = cast.actors.iter().map(|a| a.address);
-        let auditor =
-            Auditor::new(&genesis, addresses, auditor_rng, config.failed_digest_permille).map_err(fail)?;
+        let auditor = Auditor::new(&genesis, addresses, auditor_rng, config.failed_digest_permille)
+            .map_err(fail)?
+            .with_roles(seed, cast.actors.iter().map(|a| (a.address, a.role)));
         let sequencer = new_sequencer(&cast, &genesis);
         Ok(Simulation {
             seed,
