@@ -121,6 +121,8 @@ pub enum Command {
     Admin(AdminArgs),
     /// Walk through the whole protocol on a running local network
     Demo(DemoArgs),
+    /// Load a running local network over RPC: transactions per second and p50/p99 latency
+    Bench(BenchArgs),
     /// Generate documentation
     #[command(subcommand, hide = true)]
     Docs(DocsCmd),
@@ -709,6 +711,30 @@ pub struct DemoArgs {
     /// The model to add [default: demo-model-<height>, unique on each run]
     #[arg(long)]
     pub model: Option<String>,
+}
+
+/// `atoma bench`
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Concurrent clients, each with its own funded key and connection
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Transactions each client keeps in flight (pipelined nonces)
+    #[arg(long, default_value_t = 4)]
+    pub pipeline: usize,
+    /// Stop after this many transactions
+    #[arg(long, default_value_t = 5_000, conflicts_with = "seconds")]
+    pub txs: u64,
+    /// Stop sending after this many seconds instead
+    #[arg(long)]
+    pub seconds: Option<u64>,
+    /// What the clients send: `transfers` (TOMA around a ring) or `mix` (buy, settle and claim
+    /// stacks in a market each client prepares)
+    #[arg(long, default_value = "transfers", value_parser = ["transfers", "mix"])]
+    pub workload: String,
+    /// Send over HTTP instead of WebSocket
+    #[arg(long)]
+    pub http: bool,
 }
 
 /// `atoma docs …`

@@ -186,3 +186,21 @@ fn block_time_epoch_length_and_fresh_are_honoured() {
     assert_eq!(fresh.json(&["status"])["chain"]["epochDurationMs"], "60000");
     fresh.stop();
 }
+
+#[test]
+fn bench_loads_the_network_and_reports_throughput_and_latency() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let net = Network::start(dir.path(), &[]);
+    let report = net.json(&["bench", "--concurrency", "2", "--pipeline", "2", "--txs", "40"]);
+    let answered = report["succeeded"].as_u64().unwrap_or(0) + report["failed"].as_u64().unwrap_or(0);
+    assert_eq!(answered, 40, "{report}");
+    assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
+    assert!(report["tps"].as_f64().is_some_and(|tps| tps > 0.0), "{report}");
+    assert!(report["latencyMs"]["p99"].is_number(), "{report}");
+    let human = net.run(&["bench", "--concurrency", "2", "--txs", "10", "--http"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(human.status.success(), "{text}");
+    assert!(text.contains("tx/s"), "{text}");
+    assert_eq!(net.json(&["audit"])["holds"], true);
+    net.stop();
+}

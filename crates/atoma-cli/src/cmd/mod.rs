@@ -1,6 +1,7 @@
 //! Command handlers: each turns parsed arguments into RPC calls and a [`Report`].
 
 mod admin;
+mod bench;
 mod chain;
 mod events;
 mod keys;
@@ -23,6 +24,7 @@ pub async fn run(cli: Cli, out: Output) -> CliResult<()> {
         Command::Start(args) => return crate::start::run(args, &out).await,
         Command::Events(args) => return events::run(&mut ctx, args).await,
         Command::Demo(args) => return crate::demo::run(&mut ctx, args).await,
+        Command::Bench(args) => bench::run(&ctx, args).await?,
         Command::Docs(DocsCmd::Cli) => {
             let markdown = crate::docs::cli_markdown();
             Report::new(serde_json::json!({ "markdown": markdown }), markdown)
