@@ -21,6 +21,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use atoma_contract::{Address, AtomaDb, Call, ObjectId};
 use tokio::sync::oneshot;
 
+use crate::admission::{AdmissionQueue, run_verifier};
+use crate::batch::verify_transactions;
 use crate::block::{Block, BlockHeader, MAX_BLOCK_TRANSACTIONS};
 use crate::digest::Digest;
 use crate::error::LedgerError;
@@ -143,14 +145,31 @@ struct Pool {
     stopped: bool,
 }
 
-struct Inner {
+/// What admitting a transaction needs: the ledger's nonces, the mempool, and a way to wake the
+/// producer. Shared by the handle and the verifier thread.
+#[derive(Clone)]
+pub(crate) struct Gate {
     ledger: Arc<Ledger>,
     pool: Arc<Mutex<Pool>>,
     signals: SyncSender<Signal>,
+}
+
+struct Inner {
+    ledger: Arc<Ledger>,
+    pool: Arc<Mutex<Pool>>,
+    gate: Gate,
+    admission: Arc<AdmissionQueue>,
     faucet: Option<Keypair>,
     validator: Address,
     local_network: bool,
     keystore_path: PathBuf,
+}
+
+impl Drop for Inner {
+    /// The last handle is gone: the verifier thread ends, and with it the producer.
+    fn drop(&mut self) {
+        self.admission.close();
+    }
 }
 
 /// A transaction accepted into the mempool; resolves when its block is committed.
@@ -179,18 +198,21 @@ impl PendingTransaction {
 /// The entry point: see [`Chain::open`].
 pub struct Chain;
 
-/// The block-producer thread. Ends after [`ChainHandle::shutdown`] or when every handle is gone.
+/// The chain's threads: the block producer and the verifier of submissions. They end after
+/// [`ChainHandle::shutdown`] or when every handle is gone.
 pub struct ChainTask {
     thread: JoinHandle<()>,
+    verifier: JoinHandle<()>,
 }
 
 impl ChainTask {
-    /// Waits for the producer thread to end.
+    /// Waits for the chain's threads to end.
     ///
     /// # Errors
-    /// `EChainStopped` when the thread panicked (a bug).
+    /// `EChainStopped` when a thread panicked (a bug).
     pub fn join(self) -> Result<(), LedgerError> {
-        self.thread.join().map_err(|_| LedgerError::EChainStopped)
+        let verifier = self.verifier.join();
+        self.thread.join().and(verifier).map_err(|_| LedgerError::EChainStopped)
     }
 }
 
@@ -243,20 +265,32 @@ impl Chain {
             signals: receiver,
             block_time: config.block_time_ms.map(Duration::from_millis),
         };
+        let gate = Gate { ledger: Arc::clone(&ledger), pool: Arc::clone(&pool), signals };
+        let admission = Arc::new(AdmissionQueue::new(config.mempool_capacity));
+        let spawn_error =
+            |e: std::io::Error| LedgerError::EIo(format!("cannot start the chain's threads: {e}"));
         let thread = std::thread::Builder::new()
             .name("atoma-sequencer".into())
             .spawn(move || producer.run())
-            .map_err(|e| LedgerError::EIo(format!("cannot start the block producer: {e}")))?;
+            .map_err(spawn_error)?;
+        let verifier = {
+            let (queue, gate) = (Arc::clone(&admission), gate.clone());
+            std::thread::Builder::new()
+                .name("atoma-verifier".into())
+                .spawn(move || run_verifier(&queue, &gate))
+                .map_err(spawn_error)?
+        };
         let inner = Inner {
             ledger,
             pool,
-            signals,
+            gate,
+            admission,
             faucet: keystore.keypair(FAUCET_ALIAS)?,
             validator: validator_address,
             local_network: config.local_network,
             keystore_path,
         };
-        Ok((ChainHandle { inner: Arc::new(inner) }, ChainTask { thread }))
+        Ok((ChainHandle { inner: Arc::new(inner) }, ChainTask { thread, verifier }))
     }
 }
 
@@ -293,19 +327,40 @@ impl ChainHandle {
     /// `EWrongChainId`, `EBadSignature`, `ENonceUsed`, `ENonceFuture`, `EMempoolFull`,
     /// `EChainStopped`. After ordering: `EStorage` if the block could not be stored. A contract
     /// error is not an `Err`: it is the outcome's [`crate::TxStatus::Failure`].
+    ///
+    /// The transaction is verified on the chain's verifier thread together with every other
+    /// submission waiting (signatures in batches, on every core), then admitted; submissions are
+    /// admitted in the order their futures were first polled.
     pub async fn submit(&self, signed: SignedTransaction) -> Result<TxOutcome, LedgerError> {
-        self.enqueue(signed)?.outcome().await
+        let admitted = match self.inner.admission.push(signed) {
+            Ok(receiver) => receiver.await.unwrap_or(Err(LedgerError::EChainStopped)),
+            Err(error) => Err(error),
+        };
+        self.counted(admitted)?.outcome().await
     }
 
     /// Checks a transaction and accepts it into the mempool now, without waiting for its block.
     /// Transactions enqueued one after another are ordered in that order, so a client can
-    /// pipeline nonces n, n+1, … and await the outcomes afterwards.
+    /// pipeline nonces n, n+1, … and await the outcomes afterwards. The signature is checked on
+    /// the caller's thread, one at a time; [`ChainHandle::enqueue_batch`] is several times
+    /// cheaper per transaction.
     ///
     /// # Errors
     /// The errors before execution listed on [`ChainHandle::submit`].
     pub fn enqueue(&self, signed: SignedTransaction) -> Result<PendingTransaction, LedgerError> {
         let verified = signed.verify(&self.inner.ledger.params().chain_id);
         self.counted(verified.and_then(|tx| self.admit(|_| Ok(tx))))
+    }
+
+    /// [`ChainHandle::enqueue`] for many transactions at once, in order: they are verified
+    /// together (signatures in batches, on every core) and admitted one after another, each
+    /// getting the answer `enqueue` would have given at its turn.
+    pub fn enqueue_batch(
+        &self,
+        signed: Vec<SignedTransaction>,
+    ) -> Vec<Result<PendingTransaction, LedgerError>> {
+        let verified = verify_transactions(signed, &self.inner.ledger.params().chain_id);
+        self.inner.gate.admit_all(verified).into_iter().map(|result| self.counted(result)).collect()
     }
 
     /// [`ChainHandle::submit`] for the BCS bytes of a signed transaction.
@@ -333,16 +388,9 @@ impl ChainHandle {
                 return Err(LedgerError::EChainStopped);
             }
             let tx = build(&pool)?;
-            let digest = tx.digest();
-            let applied_next = self.inner.ledger.next_nonce(&tx.sender());
-            pool.sequencer.admit(tx, applied_next)?;
-            let (sender, receiver) = oneshot::channel();
-            pool.waiters.insert(digest, sender);
-            self.inner.ledger.metrics().set_mempool(pool.sequencer.mempool_len());
-            PendingTransaction { digest, receiver }
+            self.inner.gate.admit_locked(&mut pool, tx)?
         };
-        // A full queue already holds a wake-up.
-        let _ = self.inner.signals.try_send(Signal::Wake);
+        self.inner.gate.wake();
         Ok(pending)
     }
 
@@ -474,7 +522,7 @@ impl ChainHandle {
 
     async fn control(&self, signal: impl FnOnce(BlockReply) -> Signal) -> Result<BlockHeader, LedgerError> {
         let (reply, receiver) = oneshot::channel();
-        match self.inner.signals.try_send(signal(reply)) {
+        match self.inner.gate.signals.try_send(signal(reply)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(LedgerError::EMempoolFull),
             Err(TrySendError::Disconnected(_)) => return Err(LedgerError::EChainStopped),
@@ -510,8 +558,56 @@ impl ChainHandle {
     /// in the mempool. Blocks already committed stay. Join the [`ChainTask`] to wait for the end.
     pub fn shutdown(&self) {
         lock(&self.inner.pool).stopped = true;
+        self.inner.admission.close();
         // A full queue wakes the producer anyway, and it checks `stopped` after every batch.
-        let _ = self.inner.signals.try_send(Signal::Shutdown);
+        let _ = self.inner.gate.signals.try_send(Signal::Shutdown);
+    }
+}
+
+impl Gate {
+    /// The chain id transactions must name.
+    pub(crate) fn chain_id(&self) -> [u8; 32] {
+        self.ledger.params().chain_id
+    }
+
+    /// Admits verified transactions in order (each refused one is skipped, later ones still
+    /// try), and wakes the producer once.
+    pub(crate) fn admit_all(
+        &self,
+        verified: Vec<Result<VerifiedTransaction, LedgerError>>,
+    ) -> Vec<Result<PendingTransaction, LedgerError>> {
+        let results = {
+            let mut pool = lock(&self.pool);
+            let stopped = pool.stopped;
+            verified
+                .into_iter()
+                .map(|tx| {
+                    if stopped { Err(LedgerError::EChainStopped) } else { self.admit_locked(&mut pool, tx?) }
+                })
+                .collect()
+        };
+        self.wake();
+        results
+    }
+
+    /// Admits one verified transaction for the sender's expected nonce; the pool is locked.
+    fn admit_locked(
+        &self,
+        pool: &mut Pool,
+        tx: VerifiedTransaction,
+    ) -> Result<PendingTransaction, LedgerError> {
+        let digest = tx.digest();
+        let applied_next = self.ledger.next_nonce(&tx.sender());
+        pool.sequencer.admit(tx, applied_next)?;
+        let (sender, receiver) = oneshot::channel();
+        pool.waiters.insert(digest, sender);
+        self.ledger.metrics().set_mempool(pool.sequencer.mempool_len());
+        Ok(PendingTransaction { digest, receiver })
+    }
+
+    fn wake(&self) {
+        // A full queue already holds a wake-up.
+        let _ = self.signals.try_send(Signal::Wake);
     }
 }
 
@@ -608,13 +704,14 @@ impl Producer {
         let tip = self.ledger.tip();
         let (block, waiters) = {
             let mut pool = lock(&self.pool);
-            let block = pool.sequencer.propose(&tip, now_ms());
+            let block = pool.sequencer.propose_verified(&tip, now_ms());
             let waiters: Vec<Option<TxReply>> =
-                block.header.tx_digests.iter().map(|d| pool.waiters.remove(d)).collect();
+                block.header().tx_digests.iter().map(|d| pool.waiters.remove(d)).collect();
             self.ledger.metrics().set_mempool(pool.sequencer.mempool_len());
             (block, waiters)
         };
-        match self.ledger.apply_block(&block) {
+        // Admission verified every transaction; the block is not verified again.
+        match self.ledger.apply_verified(&block) {
             Ok(ApplyOutcome::Applied(effects)) => {
                 lock(&self.pool).sequencer.settle(|sender| self.ledger.next_nonce(sender));
                 for (outcome, waiter) in effects.outcomes.into_iter().zip(waiters) {

@@ -1,9 +1,12 @@
 //! Applying a block to the state, in memory: validation first, then execution.
 //!
-//! [`validate_block`] checks everything that could make a block unacceptable — that it extends
-//! the tip, that its timestamp and epoch follow the rules, that every transaction verifies and
-//! uses its sender's next nonce — *before* anything changes, so a bad block changes nothing.
-//! [`execute_block`] then cannot fail: each transaction runs in the contract, and whatever the
+//! Validation checks everything that could make a block unacceptable *before* anything changes,
+//! so a bad block changes nothing. It comes in two halves. [`VerifiedBlock::verify`] needs no
+//! state — every transaction decodes, names this chain, is signed by its sender (signatures in
+//! batches, on every core) and is the one the header names — so it runs before the state is
+//! locked, and can run ahead of the block before it. [`check_follows`] needs the tip: the block
+//! extends it, its timestamp and epoch follow the rules, and every transaction uses its sender's
+//! next nonce. [`validate_block`] does both. [`execute_block`] then cannot fail: each transaction runs in the contract, and whatever the
 //! contract answers, the transaction consumes its nonce (like Sui and Ethereum: an executed
 //! transaction that aborts is still on the chain, so its nonce cannot be replayed).
 //!
@@ -14,6 +17,7 @@ use std::collections::BTreeMap;
 use atoma_contract::{Address, ContractError, TxContext};
 use serde::{Deserialize, Serialize};
 
+use crate::batch::verify_transactions;
 use crate::block::{Block, BlockHeader, MAX_BLOCK_TRANSACTIONS, transaction_random_seed};
 use crate::digest::Digest;
 use crate::error::LedgerError;
@@ -83,30 +87,145 @@ pub struct BlockEffects {
     pub nonces: Vec<(Address, u64)>,
 }
 
-/// Checks that `block` may follow the state's tip, and verifies its transactions.
-///
-/// # Errors
-/// `EInvalidBlock` naming the first problem found; nothing changes.
-pub fn validate_block(
-    state: &ChainState,
-    block: &Block,
-    params: &ChainParams,
-) -> Result<Vec<VerifiedTransaction>, LedgerError> {
-    check_header(&state.ledger, &block.header, params)?;
-    let header = &block.header;
-    if block.transactions.len() != header.tx_digests.len() {
+/// A block whose transactions passed every check that needs no state — size, encoding, chain
+/// id, signature — and are the ones its header names, in order. Only verification (or the
+/// node's own [`crate::Sequencer`], which orders only verified transactions) makes one, so
+/// [`crate::Ledger::apply_verified`] need not verify again. Nothing here depends on the tip: a
+/// consensus engine can verify block N+1 while block N is being applied.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct VerifiedBlock {
+    header: BlockHeader,
+    transactions: Vec<VerifiedTransaction>,
+}
+
+impl VerifiedBlock {
+    /// Verifies a block's transactions: signatures in batches on every core
+    /// ([`crate::batch::verify_transactions`]), each answer the same as one
+    /// [`crate::SignedTransaction::verify`].
+    ///
+    /// # Errors
+    /// `EInvalidBlock` naming the first transaction (by index) that fails, or a header that does
+    /// not list exactly the block's transactions.
+    pub fn verify(block: Block, params: &ChainParams) -> Result<Self, LedgerError> {
+        check_count(&block)?;
+        let Block { header, transactions } = block;
+        let verified = verify_transactions(transactions, &params.chain_id);
+        let transactions = (0..)
+            .zip(verified)
+            .map(|(index, result)| result.map_err(|e| tx_invalid(index, &e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(header, transactions)
+    }
+
+    /// Wraps transactions that are already verified, checking that the header names them.
+    ///
+    /// # Errors
+    /// `EInvalidBlock` when the header's digests are not the transactions'.
+    pub(crate) fn new(
+        header: BlockHeader,
+        transactions: Vec<VerifiedTransaction>,
+    ) -> Result<Self, LedgerError> {
+        if transactions.len() != header.tx_digests.len() {
+            return Err(invalid("the header and the body list different numbers of transactions"));
+        }
+        if let Some(index) = transactions.iter().zip(&header.tx_digests).position(|(t, d)| t.digest() != *d) {
+            return Err(tx_invalid(index, &"its digest differs from the header's"));
+        }
+        Ok(VerifiedBlock { header, transactions })
+    }
+
+    /// A block of verified transactions in the order given; the header's digests are set to
+    /// theirs.
+    pub(crate) fn ordered(mut header: BlockHeader, transactions: Vec<VerifiedTransaction>) -> Self {
+        header.tx_digests = transactions.iter().map(VerifiedTransaction::digest).collect();
+        VerifiedBlock { header, transactions }
+    }
+
+    /// A block read back from this node's own store, which holds only blocks it verified before
+    /// committing them: the transactions are decoded and matched against the header's digests,
+    /// but their signatures are not checked again.
+    ///
+    /// # Errors
+    /// `EInvalidBlock` when a transaction does not decode, names another chain, or is not the
+    /// one the header names.
+    pub(crate) fn from_own_store(block: Block, params: &ChainParams) -> Result<Self, LedgerError> {
+        check_count(&block)?;
+        let Block { header, transactions } = block;
+        let transactions = (0..)
+            .zip(transactions)
+            .map(|(index, signed)| {
+                let tx = signed.decode_transaction().map_err(|e| tx_invalid(index, &e))?;
+                if tx.chain_id != params.chain_id {
+                    return Err(tx_invalid(index, &LedgerError::EWrongChainId));
+                }
+                Ok(signed.assume_verified(tx))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(header, transactions)
+    }
+
+    /// The block's header.
+    pub fn header(&self) -> &BlockHeader {
+        &self.header
+    }
+
+    /// The verified transactions, in block order.
+    pub fn transactions(&self) -> &[VerifiedTransaction] {
+        &self.transactions
+    }
+
+    /// The block's digest.
+    pub fn digest(&self) -> Digest {
+        self.header.digest()
+    }
+
+    /// The plain block.
+    pub fn to_block(&self) -> Block {
+        Block {
+            header: self.header.clone(),
+            transactions: self.transactions.iter().map(|t| t.signed().clone()).collect(),
+        }
+    }
+}
+
+fn check_count(block: &Block) -> Result<(), LedgerError> {
+    if block.transactions.len() != block.header.tx_digests.len() {
         return Err(invalid("the header and the body list different numbers of transactions"));
     }
     if block.transactions.len() > MAX_BLOCK_TRANSACTIONS {
         return Err(invalid("too many transactions"));
     }
+    Ok(())
+}
+
+/// Checks that `block` may follow the state's tip, and verifies its transactions:
+/// [`VerifiedBlock::verify`] then [`check_follows`].
+///
+/// # Errors
+/// `EInvalidBlock` naming a problem found; nothing changes.
+pub fn validate_block(
+    state: &ChainState,
+    block: &Block,
+    params: &ChainParams,
+) -> Result<Vec<VerifiedTransaction>, LedgerError> {
+    let verified = VerifiedBlock::verify(block.clone(), params)?;
+    check_follows(state, &verified, params)?;
+    Ok(verified.transactions)
+}
+
+/// The checks of a verified block that need the state: height, parent, time and epoch against
+/// the tip, and each transaction using its sender's next nonce.
+///
+/// # Errors
+/// `EInvalidBlock` naming the first problem found; nothing changes.
+pub fn check_follows(
+    state: &ChainState,
+    block: &VerifiedBlock,
+    params: &ChainParams,
+) -> Result<(), LedgerError> {
+    check_header(&state.ledger, &block.header, params)?;
     let mut nonces: BTreeMap<Address, u64> = BTreeMap::new();
-    let mut verified = Vec::with_capacity(block.transactions.len());
-    for (index, (signed, digest)) in block.transactions.iter().zip(&header.tx_digests).enumerate() {
-        let tx = signed.clone().verify(&params.chain_id).map_err(|e| tx_invalid(index, &e))?;
-        if tx.digest() != *digest {
-            return Err(tx_invalid(index, &"its digest differs from the header's"));
-        }
+    for (index, tx) in block.transactions.iter().enumerate() {
         let expected =
             nonces.get(&tx.sender()).copied().unwrap_or_else(|| state.ledger.next_nonce(&tx.sender()));
         if tx.nonce() != expected {
@@ -115,9 +234,8 @@ pub fn validate_block(
         let next =
             expected.checked_add(1).ok_or_else(|| tx_invalid(index, &"the sender's nonces are exhausted"))?;
         nonces.insert(tx.sender(), next);
-        verified.push(tx);
     }
-    Ok(verified)
+    Ok(())
 }
 
 fn invalid(reason: &str) -> LedgerError {
@@ -148,23 +266,19 @@ fn check_header(tip: &LedgerState, header: &BlockHeader, params: &ChainParams) -
     Ok(())
 }
 
-/// Executes a validated block: runs every transaction, consumes nonces, moves the tip.
+/// Executes a block that passed [`check_follows`] for this state: runs every transaction,
+/// consumes nonces, moves the tip.
 ///
-/// `verified` must be what [`validate_block`] returned for this block and state. Returns each
-/// transaction's outcome and the senders' new nonces. The combined state digest is left to the
-/// caller, which also needs the contract's bytes for snapshots.
-pub fn execute_block(
-    state: &mut ChainState,
-    block: &Block,
-    verified: &[VerifiedTransaction],
-) -> (Vec<TxOutcome>, Vec<(Address, u64)>) {
+/// Returns each transaction's outcome and the senders' new nonces. The combined state digest is
+/// left to the caller, which also needs the contract's bytes for snapshots.
+pub fn execute_block(state: &mut ChainState, block: &VerifiedBlock) -> (Vec<TxOutcome>, Vec<(Address, u64)>) {
     let header = &block.header;
-    let mut outcomes = Vec::with_capacity(verified.len());
+    let mut outcomes = Vec::with_capacity(block.transactions.len());
     let mut touched = BTreeMap::new();
-    for (index, tx) in (0u64..).zip(verified) {
+    for (index, tx) in (0u64..).zip(&block.transactions) {
         outcomes.push(execute_transaction(state, header, index, tx));
         let nonce = state.ledger.nonces.entry(tx.sender()).or_insert(0);
-        // validate_block proved the increment fits.
+        // check_follows proved the increment fits.
         *nonce = nonce.saturating_add(1);
         touched.insert(tx.sender(), *nonce);
     }

@@ -13,6 +13,7 @@
 //! end of its commit, so a reader never sees a state that is not durable. Blocks, transactions and
 //! events are read from redb's own snapshots and need no lock.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -26,10 +27,10 @@ use crate::block::{Block, BlockHeader, transaction_random_seed};
 use crate::digest::Digest;
 use crate::error::LedgerError;
 use crate::events::{EventFilter, EventId, EventRecord, Page, effective_limit};
-use crate::execution::{BlockEffects, TxOutcome, TxStatus, execute_block, validate_block};
+use crate::execution::{BlockEffects, TxOutcome, TxStatus, VerifiedBlock, check_follows, execute_block};
 use crate::genesis::GenesisConfig;
 use crate::metrics::Metrics;
-use crate::state::{ChainParams, ChainState, combined_digest};
+use crate::state::{ChainParams, ChainState, LedgerState, combined_digest};
 use crate::store::{Commit, Snapshot, Store};
 use crate::subscription::EventSubscription;
 use crate::tx::{SignedTransaction, Transaction};
@@ -106,10 +107,37 @@ struct Live {
     state: ChainState,
 }
 
+/// What admission and ordering read on every transaction — the tip and the senders' next
+/// nonces — kept apart from the state's lock, which a block holds through its commit (fsync).
+/// Updated only after a commit returned, so it never runs ahead of the disk.
+struct Durable {
+    tip: Tip,
+    nonces: BTreeMap<Address, u64>,
+}
+
+impl Durable {
+    fn of(state: &ChainState) -> Self {
+        Durable { tip: Tip::of(&state.ledger), nonces: state.ledger.nonces.clone() }
+    }
+}
+
+impl Tip {
+    fn of(l: &LedgerState) -> Self {
+        Tip {
+            height: l.height,
+            digest: l.block_digest,
+            timestamp_ms: l.timestamp_ms,
+            epoch: l.epoch,
+            epoch_start_ms: l.epoch_start_ms,
+        }
+    }
+}
+
 /// A chain's state and storage. See the module docs.
 pub struct Ledger {
     store: Store,
     live: RwLock<Live>,
+    durable: RwLock<Durable>,
     genesis: GenesisConfig,
     params: ChainParams,
     options: LedgerOptions,
@@ -158,36 +186,57 @@ impl Ledger {
         let metrics = Metrics::default();
         metrics.set_height(state.ledger.height);
         let (events, _) = broadcast::channel(options.event_buffer);
+        let durable = RwLock::new(Durable::of(&state));
         let live = RwLock::new(Live { state });
-        Ok(Ledger { store, live, genesis, params, options, events, metrics, halted: AtomicBool::new(false) })
+        let halted = AtomicBool::new(false);
+        Ok(Ledger { store, live, durable, genesis, params, options, events, metrics, halted })
     }
 
     /// Applies the next block, or does nothing if this block is already applied.
     ///
+    /// The transactions are verified first ([`VerifiedBlock::verify`]: signatures in batches, on
+    /// every core), before the state is locked; a block with any invalid transaction is refused
+    /// whole.
+    ///
     /// # Errors
     /// `EInvalidBlock` when the block does not extend the tip (or conflicts with an applied
-    /// block); `EStorage` when the commit failed (the state is then recovered from disk);
-    /// `EChainStopped` after a failed commit whose recovery failed too.
+    /// block) or holds an invalid transaction; `EStorage` when the commit failed (the state is
+    /// then recovered from disk); `EChainStopped` after a failed commit whose recovery failed
+    /// too.
     pub fn apply_block(&self, block: &Block) -> Result<ApplyOutcome, LedgerError> {
+        // Redelivered blocks are common (at-least-once delivery): skip verifying them.
+        if block.header.height <= self.tip().height {
+            return self.check_applied(&block.header);
+        }
+        self.apply_verified(&VerifiedBlock::verify(block.clone(), &self.params)?)
+    }
+
+    /// [`Ledger::apply_block`] for a block whose transactions are already verified: checks it
+    /// against the tip (height, parent, time, epoch, nonces), executes it, and commits it.
+    ///
+    /// # Errors
+    /// As [`Ledger::apply_block`].
+    pub fn apply_verified(&self, block: &VerifiedBlock) -> Result<ApplyOutcome, LedgerError> {
         let started = Instant::now();
         let mut live = self.write();
         if self.halted.load(Ordering::SeqCst) {
             return Err(LedgerError::EChainStopped);
         }
-        if block.header.height <= live.state.ledger.height {
-            return self.check_applied(block);
+        if block.header().height <= live.state.ledger.height {
+            return self.check_applied(block.header());
         }
-        let verified = validate_block(&live.state, block, &self.params)?;
-        let (outcomes, nonces) = execute_block(&mut live.state, block, &verified);
+        check_follows(&live.state, block, &self.params)?;
+        let (outcomes, nonces) = execute_block(&mut live.state, block);
         // Encoding and hashing the whole state costs time linear in its size, so it happens only
         // at snapshot heights, not on every block.
-        let snapshot = block.header.height.is_multiple_of(self.options.snapshot_interval).then(|| {
+        let height = block.header().height;
+        let snapshot = height.is_multiple_of(self.options.snapshot_interval).then(|| {
             let contract = live.state.db.canonical_bytes();
             let digest = combined_digest(&contract, &live.state.ledger);
-            Snapshot { height: block.header.height, ledger: live.state.ledger.clone(), contract, digest }
+            Snapshot { height, ledger: live.state.ledger.clone(), contract, digest }
         });
         let effects = BlockEffects {
-            header: block.header.clone(),
+            header: block.header().clone(),
             digest: block.digest(),
             outcomes,
             state_digest: snapshot.as_ref().map(|s| s.digest),
@@ -196,23 +245,31 @@ impl Ledger {
         let commit_started = Instant::now();
         if let Err(error) = self.commit_block(block, &effects, snapshot) {
             match self.reload() {
-                Ok(reloaded) => *live = reloaded,
+                Ok(reloaded) => {
+                    *self.durable_mut() = Durable::of(&reloaded.state);
+                    *live = reloaded;
+                }
                 Err(_) => self.halted.store(true, Ordering::SeqCst),
             }
             return Err(error);
+        }
+        {
+            let mut durable = self.durable_mut();
+            durable.tip = Tip::of(&live.state.ledger);
+            durable.nonces.extend(effects.nonces.iter().copied());
         }
         self.metrics.latencies(micros(commit_started), micros(started));
         self.publish(&effects);
         Ok(ApplyOutcome::Applied(effects))
     }
 
-    fn check_applied(&self, block: &Block) -> Result<ApplyOutcome, LedgerError> {
-        let height = block.header.height;
+    fn check_applied(&self, header: &BlockHeader) -> Result<ApplyOutcome, LedgerError> {
+        let height = header.height;
         let stored = self
             .store
             .header(height)?
             .ok_or_else(|| LedgerError::ECorruptStore(format!("block {height} is missing")))?;
-        if stored.digest() == block.digest() {
+        if stored.digest() == header.digest() {
             Ok(ApplyOutcome::AlreadyApplied)
         } else {
             Err(LedgerError::EInvalidBlock(format!(
@@ -223,13 +280,14 @@ impl Ledger {
 
     fn commit_block(
         &self,
-        block: &Block,
+        block: &VerifiedBlock,
         effects: &BlockEffects,
         snapshot: Option<Snapshot>,
     ) -> Result<(), LedgerError> {
-        let transactions = block.transactions.iter().map(Some).zip(&effects.outcomes).collect();
+        let signed = block.transactions().iter().map(|t| Some(t.signed()));
+        let transactions = signed.zip(&effects.outcomes).collect();
         self.store.commit(&Commit {
-            header: &block.header,
+            header: block.header(),
             digest: effects.digest,
             transactions,
             state_digest: effects.state_digest,
@@ -264,6 +322,14 @@ impl Ledger {
         self.live.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn durable(&self) -> RwLockReadGuard<'_, Durable> {
+        self.durable.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn durable_mut(&self) -> RwLockWriteGuard<'_, Durable> {
+        self.durable.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Runs `f` on the contract's current state (read-locked).
     pub fn with_state<R>(&self, f: impl FnOnce(&AtomaDb) -> R) -> R {
         f(&self.read().state.db)
@@ -274,21 +340,15 @@ impl Ledger {
         f(&self.read().state)
     }
 
-    /// The last applied block's height, digest, time and epoch.
+    /// The last applied block's height, digest, time and epoch. Never waits for a commit.
     pub fn tip(&self) -> Tip {
-        let l = &self.read().state.ledger;
-        Tip {
-            height: l.height,
-            digest: l.block_digest,
-            timestamp_ms: l.timestamp_ms,
-            epoch: l.epoch,
-            epoch_start_ms: l.epoch_start_ms,
-        }
+        self.durable().tip
     }
 
-    /// The sender's next nonce among applied blocks (not counting the mempool).
+    /// The sender's next nonce among applied blocks (not counting the mempool). Never waits for
+    /// a commit.
     pub fn next_nonce(&self, sender: &Address) -> u64 {
-        self.read().state.ledger.next_nonce(sender)
+        self.durable().nonces.get(sender).copied().unwrap_or(0)
     }
 
     /// The combined digest of the contract's and the ledger's state after the tip.
@@ -521,9 +581,12 @@ fn replay(
     }
     for height in snapshot.height.saturating_add(1)..=tip {
         let block = store.block(height)?.ok_or_else(|| corrupt(format!("block {height} is missing")))?;
-        let verified =
-            validate_block(&state, &block, params).map_err(|e| corrupt(format!("block {height}: {e}")))?;
-        execute_block(&mut state, &block, &verified);
+        // Stored blocks were verified before they were committed; their transactions must
+        // still be the ones the header names, and follow the tip and the nonces.
+        let block = VerifiedBlock::from_own_store(block, params)
+            .and_then(|block| check_follows(&state, &block, params).map(|()| block))
+            .map_err(|e| corrupt(format!("block {height}: {e}")))?;
+        execute_block(&mut state, &block);
         // Digests are recorded at snapshot heights only.
         if let Some(recorded) = store.state_digest_at(height)?
             && state.digest() != recorded

@@ -22,6 +22,8 @@
 //!
 //! # Map
 //! - [`tx`]: transactions, signatures, digests, [`Keypair`].
+//! - [`signature`]: the ed25519 rule, decided alike one at a time and in batches; [`batch`]:
+//!   verifying many transactions at once on every core.
 //! - [`block`]: headers, digests, block and transaction seeds.
 //! - [`state`]: the ledger's own state (tip, epoch clock, nonces) and the combined digest.
 //! - [`execution`]: block validation and execution, pure and synchronous.
@@ -37,6 +39,8 @@
 
 #![deny(missing_docs)]
 
+mod admission;
+pub mod batch;
 pub mod block;
 pub mod chain;
 pub mod digest;
@@ -48,6 +52,7 @@ pub mod keystore;
 pub mod ledger;
 pub mod metrics;
 pub mod sequencer;
+pub mod signature;
 pub mod state;
 pub mod store;
 pub mod subscription;
@@ -60,7 +65,7 @@ pub use chain::{Chain, ChainConfig, ChainHandle, ChainInfo, ChainTask, PendingTr
 pub use digest::Digest;
 pub use error::LedgerError;
 pub use events::{EventFilter, EventId, EventRecord, Page};
-pub use execution::{BlockEffects, TxOutcome, TxStatus};
+pub use execution::{BlockEffects, TxOutcome, TxStatus, VerifiedBlock};
 pub use genesis::{GenesisConfig, LocalKeys, LocalNetworkOptions};
 pub use keystore::{Keystore, KeystoreEntry};
 pub use ledger::{ApplyOutcome, DryRunOutcome, Ledger, LedgerOptions, Tip, TransactionResponse};

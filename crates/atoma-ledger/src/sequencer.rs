@@ -13,6 +13,7 @@ use atoma_contract::Address;
 
 use crate::block::{Block, BlockHeader, MAX_BLOCK_TRANSACTIONS, block_random_seed};
 use crate::error::LedgerError;
+use crate::execution::VerifiedBlock;
 use crate::ledger::Tip;
 use crate::state::epoch_due;
 use crate::tx::{Keypair, VerifiedTransaction};
@@ -111,6 +112,12 @@ impl Sequencer {
     /// less than the tip's; the epoch goes up when that time passes the epoch's end or an
     /// advance was requested.
     pub fn propose(&mut self, tip: &Tip, now_ms: u64) -> Block {
+        self.propose_verified(tip, now_ms).to_block()
+    }
+
+    /// [`Sequencer::propose`], keeping the transactions' verification, so that
+    /// [`crate::Ledger::apply_verified`] need not verify them again.
+    pub fn propose_verified(&mut self, tip: &Tip, now_ms: u64) -> VerifiedBlock {
         let count = self.mempool.len().min(self.max_block_transactions);
         let transactions: Vec<VerifiedTransaction> = self.mempool.drain(..count).collect();
         let timestamp_ms = now_ms.saturating_add(self.clock_offset_ms).max(tip.timestamp_ms);
@@ -123,9 +130,9 @@ impl Sequencer {
             timestamp_ms,
             epoch: if next_epoch { tip.epoch.saturating_add(1) } else { tip.epoch },
             random_seed: block_random_seed(&self.validator, &tip.digest),
-            tx_digests: transactions.iter().map(VerifiedTransaction::digest).collect(),
+            tx_digests: Vec::new(),
         };
-        Block { header, transactions: transactions.iter().map(|t| t.signed().clone()).collect() }
+        VerifiedBlock::ordered(header, transactions)
     }
 
     /// Forgets pending nonces that applied blocks have caught up with.

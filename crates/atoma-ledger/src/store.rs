@@ -204,9 +204,7 @@ impl Store {
     pub fn commit(&self, c: &Commit<'_>) -> Result<(), LedgerError> {
         let txn = self.db.begin_write()?;
         write_header(&txn, c)?;
-        for (signed, outcome) in &c.transactions {
-            write_transaction(&txn, *signed, outcome)?;
-        }
+        write_transactions(&txn, &c.transactions)?;
         write_nonces(&txn, c.nonces)?;
         if let Some(snapshot) = &c.snapshot {
             write_snapshot(&txn, snapshot)?;
@@ -344,24 +342,33 @@ fn write_header(txn: &WriteTransaction, c: &Commit<'_>) -> Result<(), LedgerErro
     Ok(())
 }
 
-fn write_transaction(
+/// Writes transaction records, events and event indexes, each table opened once.
+fn write_transactions(
     txn: &WriteTransaction,
-    signed: Option<&SignedTransaction>,
-    outcome: &TxOutcome,
+    transactions: &[(Option<&SignedTransaction>, &TxOutcome)],
 ) -> Result<(), LedgerError> {
-    let record = TxRecord::new(signed, outcome);
-    txn.open_table(TRANSACTIONS)?.insert(&outcome.digest.0, &encode(&record)[..])?;
+    let mut records = txn.open_table(TRANSACTIONS)?;
     let mut events = txn.open_table(EVENTS)?;
     let mut by_type = txn.open_table(EVENTS_BY_TYPE)?;
     let mut by_sender = txn.open_table(EVENTS_BY_SENDER)?;
     let mut by_object = txn.open_table(EVENTS_BY_OBJECT)?;
-    for event in &outcome.events {
-        let pos = pos_key(event.position());
-        events.insert(&pos[..], &encode(event)[..])?;
-        by_type.insert(&[&type_prefix(event.event.name())[..], &pos].concat()[..], ())?;
-        by_sender.insert(&[&event.sender.0[..], &pos].concat()[..], ())?;
-        for (kind, id) in object_refs(&event.event) {
-            by_object.insert(&[&object_prefix(kind, id)[..], &pos].concat()[..], ())?;
+    let mut key = Vec::new();
+    for (signed, outcome) in transactions {
+        records.insert(&outcome.digest.0, &encode(&TxRecord::new(*signed, outcome))[..])?;
+        for event in &outcome.events {
+            let pos = pos_key(event.position());
+            events.insert(&pos[..], &encode(event)[..])?;
+            let mut index = |table: &mut redb::Table<&[u8], ()>, prefix: &[u8]| {
+                key.clear();
+                key.extend_from_slice(prefix);
+                key.extend_from_slice(&pos);
+                table.insert(&key[..], ()).map(|_| ())
+            };
+            index(&mut by_type, &type_prefix(event.event.name()))?;
+            index(&mut by_sender, &event.sender.0)?;
+            for (kind, id) in object_refs(&event.event) {
+                index(&mut by_object, &object_prefix(kind, id))?;
+            }
         }
     }
     Ok(())

@@ -13,12 +13,13 @@
 
 use atoma_contract::hash::blake2b256;
 use atoma_contract::{Address, Call};
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::encode;
 use crate::digest::Digest;
 use crate::error::LedgerError;
+use crate::signature::SignatureCheck;
 
 /// The largest signed transaction accepted, in bytes of its BCS encoding (128 KiB).
 pub const MAX_TRANSACTION_SIZE: usize = 128 * 1024;
@@ -120,20 +121,44 @@ impl SignedTransaction {
         Ok(tx)
     }
 
-    /// Every check that needs no chain state: size, encoding, chain id and signature.
+    /// Every check that needs no chain state: size, encoding, chain id and signature (the rule
+    /// of [`crate::signature`]). [`crate::batch::verify_transactions`] gives the same answers
+    /// for many transactions, faster.
     ///
     /// # Errors
     /// `ETransactionTooLarge`, `EMalformedTransaction`, `EWrongChainId`, `EBadSignature`.
     pub fn verify(self, chain_id: &[u8; 32]) -> Result<VerifiedTransaction, LedgerError> {
+        let (tx, check) = self.precheck(chain_id)?;
+        if !check.holds() {
+            return Err(signature_fails());
+        }
+        Ok(self.assume_verified(tx))
+    }
+
+    /// The checks of [`SignedTransaction::verify`] up to the signature's equation, cheapest
+    /// first; the caller decides the equation (alone or in a batch).
+    pub(crate) fn precheck(&self, chain_id: &[u8; 32]) -> Result<(Transaction, SignatureCheck), LedgerError> {
         check_size(self.encoded_len())?;
         let tx = self.decode_transaction()?;
         if tx.chain_id != *chain_id {
             return Err(LedgerError::EWrongChainId);
         }
-        verify_signature(&self.signature, &self.tx_bytes, &tx.sender)?;
-        let digest = self.digest();
-        Ok(VerifiedTransaction { signed: self, tx, digest })
+        let message = Transaction::signing_message(&self.tx_bytes);
+        let check = SignatureCheck::parse(&self.signature, message, &tx.sender)?;
+        Ok((tx, check))
     }
+
+    /// Wraps a transaction whose signature is known to be valid: decided by the caller, or
+    /// read back from this node's own store, which holds only verified transactions.
+    pub(crate) fn assume_verified(self, tx: Transaction) -> VerifiedTransaction {
+        let digest = self.digest();
+        VerifiedTransaction { signed: self, tx, digest }
+    }
+}
+
+/// The error of a signature whose equation does not hold.
+pub(crate) fn signature_fails() -> LedgerError {
+    LedgerError::EBadSignature("the signature does not verify")
 }
 
 fn check_size(size: usize) -> Result<(), LedgerError> {
@@ -151,25 +176,6 @@ fn uleb128_len(mut n: usize) -> usize {
         len += 1;
     }
     len
-}
-
-fn verify_signature(signature: &[u8], tx_bytes: &[u8], sender: &Address) -> Result<(), LedgerError> {
-    let bad = LedgerError::EBadSignature;
-    let serialized: &[u8; SIGNATURE_LENGTH] =
-        signature.try_into().map_err(|_| bad("a signature is 97 bytes: flag, signature, public key"))?;
-    let (flag, rest) = serialized.split_at(1);
-    if flag != [ED25519_FLAG] {
-        return Err(bad("unknown signature scheme flag; only 0x00 (ed25519) is accepted"));
-    }
-    let (signature, public_key) = rest.split_at(64);
-    let signature: [u8; 64] = signature.try_into().map_err(|_| bad("malformed signature"))?;
-    let public_key: [u8; 32] = public_key.try_into().map_err(|_| bad("malformed public key"))?;
-    if Address::from_ed25519_public_key(&public_key) != *sender {
-        return Err(bad("the public key is not the sender's"));
-    }
-    let key = VerifyingKey::from_bytes(&public_key).map_err(|_| bad("invalid public key"))?;
-    key.verify_strict(&Transaction::signing_message(tx_bytes), &Signature::from_bytes(&signature))
-        .map_err(|_| bad("the signature does not verify"))
 }
 
 /// A signed transaction that passed [`SignedTransaction::verify`] for some chain.
