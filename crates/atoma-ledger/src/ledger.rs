@@ -502,7 +502,14 @@ impl Ledger {
         self.store.snapshot_heights()
     }
 
-    /// The next nonce the `nonces` table holds for `address` (equal to [`Ledger::next_nonce`]).
+    /// The store, for tests that change how it batches.
+    #[cfg(test)]
+    pub(crate) fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// The next nonce the store records for `address` — the `nonces` table, or the entry of a
+    /// block whose batched indexes are not written yet — equal to [`Ledger::next_nonce`].
     ///
     /// # Errors
     /// `EStorage`.

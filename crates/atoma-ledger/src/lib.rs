@@ -57,6 +57,7 @@ pub mod state;
 pub mod store;
 pub mod subscription;
 pub mod tx;
+mod unindexed;
 
 mod codec;
 

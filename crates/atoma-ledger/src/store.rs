@@ -7,11 +7,12 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `meta` | `"format_version"`, `"genesis"` | `u32` LE; BCS [`GenesisConfig`] |
+//! | `meta` | `"format_version"`, `"genesis"`, `"indexed_height"` | `u32` LE; BCS [`GenesisConfig`]; `u64` LE |
 //! | `blocks` | height `u64` | BCS [`BlockHeader`] |
 //! | `block_heights` | block digest | height |
 //! | `state_digests` | height | combined state digest after the block (snapshot heights only) |
-//! | `transactions` | tx digest | BCS `TxRecord`: signed transaction, block, index, status, event count |
+//! | `transactions` | position `height‖index` (16 bytes) | BCS `TxRecord`: signed transaction, block, index, status, event count |
+//! | `tx_positions` | tx digest | position `height‖index` |
 //! | `events` | position `height‖tx_index‖event_seq` (24 bytes) | BCS [`EventRecord`] |
 //! | `events_by_type` | `name‖0x00‖position` | `()` |
 //! | `events_by_sender` | `address‖position` | `()` |
@@ -19,11 +20,20 @@
 //! | `nonces` | address | next nonce |
 //! | `snapshots` | height | BCS `Snapshot` |
 //!
+//! A block's commit only appends: its header, its transactions and events at their positions,
+//! and the type index (whose keys grow with positions within each type). The four tables keyed
+//! by digest, address or small id — `tx_positions`, `events_by_sender`, `events_by_object`,
+//! `nonces` — are written in sorted batches of about [`INDEX_BATCH`] transactions, with every
+//! snapshot, and with the genesis; in between, their entries are held in memory
+//! ([`crate::unindexed`]) and reads merge both. Written with each block, those random keys made
+//! every transaction rewrite a page of each table, and the cost of a commit grew with the chain.
+//!
 //! Events of one transaction need no index of their own: `transactions` gives the block and
 //! index, and `events` holds them contiguously from `height‖tx_index‖0`.
 
-use std::ops::Bound;
+use std::ops::{Bound, RangeInclusive};
 use std::path::Path;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use atoma_contract::{Address, AtomaDb, ContractError};
 use redb::{
@@ -41,9 +51,11 @@ use crate::execution::{TxOutcome, TxStatus};
 use crate::genesis::GenesisConfig;
 use crate::state::{ChainState, LedgerState, combined_digest};
 use crate::tx::SignedTransaction;
+use crate::unindexed::{BlockEntries, INDEX_BATCH, PosKey, TxPos, Unindexed, height_of, tx_pos};
 
-/// The layout version written in `meta`; a store with another version is refused.
-pub const STORE_FORMAT_VERSION: u32 = 1;
+/// The layout version written in `meta`; a store with another version is refused. Version 2
+/// keys transactions by position and writes the random-key indexes in batches.
+pub const STORE_FORMAT_VERSION: u32 = 2;
 /// Snapshots kept besides the genesis one: older ones are deleted when a new one is written.
 pub const SNAPSHOTS_KEPT: usize = 2;
 
@@ -51,7 +63,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const BLOCK_HEIGHTS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("block_heights");
 const STATE_DIGESTS: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("state_digests");
-const TRANSACTIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("transactions");
+const TRANSACTIONS: TableDefinition<&TxPos, &[u8]> = TableDefinition::new("transactions");
+const TX_POSITIONS: TableDefinition<&[u8; 32], &TxPos> = TableDefinition::new("tx_positions");
 const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("events");
 const EVENTS_BY_TYPE: TableDefinition<&[u8], ()> = TableDefinition::new("events_by_type");
 const EVENTS_BY_SENDER: TableDefinition<&[u8], ()> = TableDefinition::new("events_by_sender");
@@ -61,14 +74,11 @@ const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshots")
 
 const META_FORMAT: &str = "format_version";
 const META_GENESIS: &str = "genesis";
-
-/// An event's position as a 24-byte key: `height‖tx_index‖event_seq`, big-endian.
-type PosKey = [u8; 24];
+const META_INDEXED: &str = "indexed_height";
 
 fn pos_key((height, tx_index, event_seq): (u64, u64, u64)) -> PosKey {
     let mut key = [0u8; 24];
-    key[..8].copy_from_slice(&height.to_be_bytes());
-    key[8..16].copy_from_slice(&tx_index.to_be_bytes());
+    key[..16].copy_from_slice(&tx_pos(height, tx_index));
     key[16..].copy_from_slice(&event_seq.to_be_bytes());
     key
 }
@@ -160,16 +170,48 @@ pub(crate) struct Commit<'a> {
     pub genesis: Option<&'a GenesisConfig>,
 }
 
-/// The redb database of one chain.
+impl Commit<'_> {
+    /// The block's entries in the four batched indexes.
+    fn index_entries(&self) -> BlockEntries {
+        let mut entries = BlockEntries::default();
+        for (_, outcome) in &self.transactions {
+            entries.txs.push((outcome.digest.0, tx_pos(outcome.height, outcome.index)));
+            for event in &outcome.events {
+                let pos = pos_key(event.position());
+                entries.senders.push([&event.sender.0[..], &pos].concat());
+                for (kind, id) in object_refs(&event.event) {
+                    entries.objects.push([&object_prefix(kind, id)[..], &pos].concat());
+                }
+            }
+        }
+        entries.nonces = self.nonces.iter().map(|(address, next)| (address.0, *next)).collect();
+        entries
+    }
+}
+
+/// The redb database of one chain, and the index entries not yet written to it.
 pub(crate) struct Store {
     db: Database,
+    unindexed: RwLock<Unindexed>,
+    /// [`INDEX_BATCH`]; tests lower it.
+    index_batch: usize,
+}
+
+/// What a reader sees: a redb snapshot and the heights whose index entries it must take from
+/// memory.
+struct View {
+    txn: ReadTransaction,
+    unindexed: RangeInclusive<u64>,
 }
 
 impl Store {
-    /// Opens or creates the database file and makes sure every table exists.
+    /// Opens or creates the database file, makes sure every table exists, and gathers the index
+    /// entries of blocks after the tables' `indexed_height`.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let store = Store { db: Database::create(path)? };
+        let unindexed = RwLock::new(Unindexed::default());
+        let store = Store { db: Database::create(path)?, unindexed, index_batch: INDEX_BATCH };
         store.create_tables()?;
+        store.rebuild_unindexed()?;
         Ok(store)
     }
 
@@ -189,6 +231,7 @@ impl Store {
             txn.open_table(BLOCK_HEIGHTS)?;
             txn.open_table(STATE_DIGESTS)?;
             txn.open_table(TRANSACTIONS)?;
+            txn.open_table(TX_POSITIONS)?;
             txn.open_table(EVENTS)?;
             txn.open_table(EVENTS_BY_TYPE)?;
             txn.open_table(EVENTS_BY_SENDER)?;
@@ -200,20 +243,121 @@ impl Store {
         Ok(())
     }
 
+    /// Writes the batched indexes every `transactions` transactions instead of [`INDEX_BATCH`].
+    #[cfg(test)]
+    pub fn set_index_batch(&mut self, transactions: usize) {
+        self.index_batch = transactions;
+    }
+
+    fn unindexed(&self) -> RwLockReadGuard<'_, Unindexed> {
+        // Entries are added and dropped whole; a panic elsewhere cannot leave them half-made.
+        self.unindexed.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn unindexed_mut(&self) -> RwLockWriteGuard<'_, Unindexed> {
+        self.unindexed.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Gathers again, from the stored blocks, the index entries of the blocks after the tables'
+    /// `indexed_height` (after opening, or after a failed commit).
+    pub fn rebuild_unindexed(&self) -> Result<(), LedgerError> {
+        let txn = self.db.begin_read()?;
+        let mut unindexed = Unindexed::default();
+        if let Some(tip) = read_tip(&txn)? {
+            let nonces = txn.open_table(NONCES)?;
+            let events = txn.open_table(EVENTS)?;
+            let records = txn.open_table(TRANSACTIONS)?;
+            let first = read_indexed_height(&txn)?.saturating_add(1);
+            let range = records.range::<&TxPos>(&tx_pos(first, 0)..=&tx_pos(tip, u64::MAX))?;
+            for item in range {
+                let (_, bytes) = item?;
+                let record: TxRecord = decode_stored(bytes.value(), "a transaction record")?;
+                let mut entries = BlockEntries::default();
+                let digest = record.signed.as_ref().map_or(Digest::default(), SignedTransaction::digest);
+                entries.txs.push((digest.0, tx_pos(record.height, record.index)));
+                let span = tx_span(record.height, record.index);
+                for event in fetch_events(&events, &scan(&events, &[], span, None, false, usize::MAX)?)? {
+                    let outcome_like = [(event.sender, pos_key(event.position()), object_refs(&event.event))];
+                    for (sender, pos, objects) in outcome_like {
+                        entries.senders.push([&sender.0[..], &pos].concat());
+                        for (kind, id) in objects {
+                            entries.objects.push([&object_prefix(kind, id)[..], &pos].concat());
+                        }
+                    }
+                }
+                let sender = record.sender.0;
+                let before = match unindexed.nonces.get(&sender) {
+                    Some(next) => *next,
+                    None => nonces.get(&sender)?.map_or(0, |v| v.value()),
+                };
+                if record.signed.is_some() {
+                    entries.nonces.push((sender, before.saturating_add(1)));
+                }
+                unindexed.add(&entries);
+            }
+        }
+        *self.unindexed_mut() = unindexed;
+        Ok(())
+    }
+
     /// Writes a block and its effects in one transaction, and commits (fsync) before returning.
+    /// The batched indexes get the block's entries in memory, or — every [`INDEX_BATCH`]
+    /// transactions, at snapshots and at genesis — every entry held, written in this commit.
     pub fn commit(&self, c: &Commit<'_>) -> Result<(), LedgerError> {
+        let committed = self.write_and_commit(c);
+        if committed.is_err() {
+            // The failed block's entries may be held: gather them again from what is on disk.
+            // If that fails too, the ledger's own recovery reports it.
+            let _ = self.rebuild_unindexed();
+        }
+        committed
+    }
+
+    fn write_and_commit(&self, c: &Commit<'_>) -> Result<(), LedgerError> {
+        let entries = c.index_entries();
+        let flush = c.genesis.is_some()
+            || c.snapshot.is_some()
+            || self.unindexed().len().saturating_add(entries.txs.len()) >= self.index_batch;
         let txn = self.db.begin_write()?;
         write_header(&txn, c)?;
         write_transactions(&txn, &c.transactions)?;
-        write_nonces(&txn, c.nonces)?;
         if let Some(snapshot) = &c.snapshot {
             write_snapshot(&txn, snapshot)?;
         }
+        let mut meta = txn.open_table(META)?;
         if let Some(genesis) = c.genesis {
-            txn.open_table(META)?.insert(META_GENESIS, &encode(genesis)[..])?;
+            meta.insert(META_GENESIS, &encode(genesis)[..])?;
         }
-        txn.commit()?;
+        if flush {
+            // Readers wait for this commit: they must see the batch in the tables or in memory.
+            let mut all = self.unindexed_mut();
+            all.add(&entries);
+            write_index(&txn, &all)?;
+            meta.insert(META_INDEXED, &c.header.height.to_le_bytes()[..])?;
+            drop(meta);
+            txn.commit()?;
+            all.clear();
+        } else {
+            // Added before the commit: readers keep only entries their snapshot's tip covers.
+            self.unindexed_mut().add(&entries);
+            drop(meta);
+            txn.commit()?;
+        }
         Ok(())
+    }
+
+    /// A reader's view — the redb snapshot, and which heights' index entries come from memory —
+    /// with what `pick` takes from the entries held. Both are taken under the entries' read lock:
+    /// a block's entries are added before its commit, and a batch is written and dropped under
+    /// the write lock, so the snapshot and the entries always agree.
+    fn view<T>(&self, pick: impl FnOnce(&Unindexed) -> T) -> Result<(View, T), LedgerError> {
+        let unindexed = self.unindexed();
+        let picked = pick(&unindexed);
+        let txn = self.db.begin_read()?;
+        drop(unindexed);
+        let indexed = read_indexed_height(&txn)?;
+        let tip = read_tip(&txn)?.unwrap_or(0);
+        Ok((View { txn, unindexed: indexed.saturating_add(1)..=tip }, picked))
     }
 
     /// The genesis, if the store has one.
@@ -227,9 +371,7 @@ impl Store {
     /// The height of the last committed block.
     pub fn tip_height(&self) -> Result<u64, LedgerError> {
         let txn = self.db.begin_read()?;
-        let blocks = txn.open_table(BLOCKS)?;
-        let last = blocks.last()?.map(|(k, _)| k.value());
-        last.ok_or_else(|| LedgerError::ECorruptStore("no blocks".into()))
+        read_tip(&txn)?.ok_or_else(|| LedgerError::ECorruptStore("no blocks".into()))
     }
 
     /// A block's header.
@@ -238,15 +380,20 @@ impl Store {
         read_header(&txn, height)
     }
 
-    /// A block with its transactions.
+    /// A block with its transactions: one range of `transactions`.
     pub fn block(&self, height: u64) -> Result<Option<Block>, LedgerError> {
         let txn = self.db.begin_read()?;
         let Some(header) = read_header(&txn, height)? else { return Ok(None) };
         let table = txn.open_table(TRANSACTIONS)?;
         let mut transactions = Vec::with_capacity(header.tx_digests.len());
-        for digest in &header.tx_digests {
-            let record = read_tx(&table, digest)?.ok_or_else(|| missing("a block's transaction"))?;
-            transactions.push(record.signed.ok_or_else(|| missing("a block's signed transaction"))?);
+        for item in table.range::<&TxPos>(&tx_pos(height, 0)..=&tx_pos(height, u64::MAX))? {
+            let (_, bytes) = item?;
+            let record: TxRecord = decode_stored(bytes.value(), "a transaction record")?;
+            // The genesis pseudo-transaction has no signed transaction and is not in the block.
+            transactions.extend(record.signed);
+        }
+        if transactions.len() != header.tx_digests.len() {
+            return Err(missing("a block's transaction"));
         }
         Ok(Some(Block { header, transactions }))
     }
@@ -267,9 +414,9 @@ impl Store {
 
     /// A transaction's record and its events.
     pub fn transaction(&self, digest: &Digest) -> Result<Option<(TxRecord, Vec<EventRecord>)>, LedgerError> {
-        let txn = self.db.begin_read()?;
-        let Some(record) = read_tx(&txn.open_table(TRANSACTIONS)?, digest)? else { return Ok(None) };
-        let events = txn.open_table(EVENTS)?;
+        let (view, held) = self.view(|u| u.txs.get(&digest.0).copied())?;
+        let Some(record) = read_tx(&view, digest, held)? else { return Ok(None) };
+        let events = view.txn.open_table(EVENTS)?;
         let span = tx_span(record.height, record.index);
         let positions = scan(&events, &[], span, None, false, usize::MAX)?;
         let records = fetch_events(&events, &positions)?;
@@ -299,8 +446,12 @@ impl Store {
         table.iter()?.map(|item| Ok(item?.0.value())).collect()
     }
 
-    /// The next nonce the `nonces` table records for `address`.
+    /// The next nonce the store records for `address`: the `nonces` table, or the entry of a
+    /// block whose indexes are not yet written.
     pub fn stored_nonce(&self, address: &Address) -> Result<u64, LedgerError> {
+        if let Some(next) = self.unindexed().nonces.get(&address.0) {
+            return Ok(*next);
+        }
         let txn = self.db.begin_read()?;
         let table = txn.open_table(NONCES)?;
         Ok(table.get(&address.0)?.map_or(0, |v| v.value()))
@@ -314,22 +465,73 @@ impl Store {
         limit: usize,
         descending: bool,
     ) -> Result<Page<EventRecord, EventId>, LedgerError> {
-        let txn = self.db.begin_read()?;
-        let after = cursor.map(|c| cursor_position(&txn, &c)).transpose()?;
+        let (view, held) = self.view(|u| Held::for_query(u, filter, cursor.as_ref()))?;
+        let after = match cursor {
+            Some(c) => Some(cursor_position(&view, &c, held.cursor)?),
+            None => None,
+        };
         let take = limit.saturating_add(1);
-        let Some(positions) = filter_positions(&txn, filter, after.as_ref(), descending, take)? else {
+        let Some(positions) = filter_positions(&view, &held, filter, after.as_ref(), descending, take)?
+        else {
             return Ok(Page { data: Vec::new(), next_cursor: cursor, has_next_page: false });
         };
         let has_next_page = positions.len() > limit;
         let positions = &positions[..positions.len().min(limit)];
-        let data = fetch_events(&txn.open_table(EVENTS)?, positions)?;
+        let data = fetch_events(&view.txn.open_table(EVENTS)?, positions)?;
         let next_cursor = data.last().map(|e| e.id).or(cursor);
         Ok(Page { data, next_cursor, has_next_page })
     }
 }
 
+/// What a query takes from the entries held in memory, before it opens its redb snapshot.
+struct Held {
+    /// The cursor's transaction, if held.
+    cursor: Option<TxPos>,
+    /// The filter's transaction, if held.
+    transaction: Option<TxPos>,
+    /// The filter's sender or object keys (prefix included), ascending.
+    keys: Vec<Vec<u8>>,
+}
+
+impl Held {
+    fn for_query(unindexed: &Unindexed, filter: &EventFilter, cursor: Option<&EventId>) -> Self {
+        let every = 0..=u64::MAX;
+        let keys = |set, prefix: &[u8]| {
+            let (low, high) = ([prefix, &EVERY_POSITION.0].concat(), [prefix, &EVERY_POSITION.1].concat());
+            Unindexed::range(set, &low, &high, &every)
+        };
+        Held {
+            cursor: cursor.and_then(|c| unindexed.tx(&c.tx_digest.0, &every)),
+            transaction: match filter {
+                EventFilter::Transaction(digest) => unindexed.tx(&digest.0, &every),
+                _ => None,
+            },
+            keys: match filter {
+                EventFilter::Sender(sender) => keys(&unindexed.senders, &sender.0),
+                EventFilter::Node(id) => keys(&unindexed.objects, &object_prefix(ObjectKind::Node, id.0)),
+                EventFilter::Task(id) => keys(&unindexed.objects, &object_prefix(ObjectKind::Task, id.0)),
+                EventFilter::Stack(id) => keys(&unindexed.objects, &object_prefix(ObjectKind::Stack, id.0)),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
 fn missing(what: &str) -> LedgerError {
     LedgerError::ECorruptStore(format!("{what} is missing"))
+}
+
+fn read_tip(txn: &ReadTransaction) -> Result<Option<u64>, LedgerError> {
+    let blocks = txn.open_table(BLOCKS)?;
+    Ok(blocks.last()?.map(|(k, _)| k.value()))
+}
+
+/// The height up to which the batched indexes are in their tables (0 before the genesis).
+fn read_indexed_height(txn: &ReadTransaction) -> Result<u64, LedgerError> {
+    let meta = txn.open_table(META)?;
+    let Some(bytes) = meta.get(META_INDEXED)? else { return Ok(0) };
+    let bytes: [u8; 8] = bytes.value().try_into().map_err(|_| missing("a well-formed indexed height"))?;
+    Ok(u64::from_le_bytes(bytes))
 }
 
 fn write_header(txn: &WriteTransaction, c: &Commit<'_>) -> Result<(), LedgerError> {
@@ -342,7 +544,7 @@ fn write_header(txn: &WriteTransaction, c: &Commit<'_>) -> Result<(), LedgerErro
     Ok(())
 }
 
-/// Writes transaction records, events and event indexes, each table opened once.
+/// Writes transaction records, events and the type index: keys that only grow.
 fn write_transactions(
     txn: &WriteTransaction,
     transactions: &[(Option<&SignedTransaction>, &TxOutcome)],
@@ -350,34 +552,39 @@ fn write_transactions(
     let mut records = txn.open_table(TRANSACTIONS)?;
     let mut events = txn.open_table(EVENTS)?;
     let mut by_type = txn.open_table(EVENTS_BY_TYPE)?;
-    let mut by_sender = txn.open_table(EVENTS_BY_SENDER)?;
-    let mut by_object = txn.open_table(EVENTS_BY_OBJECT)?;
     let mut key = Vec::new();
     for (signed, outcome) in transactions {
-        records.insert(&outcome.digest.0, &encode(&TxRecord::new(*signed, outcome))[..])?;
+        let record = encode(&TxRecord::new(*signed, outcome));
+        records.insert(&tx_pos(outcome.height, outcome.index), &record[..])?;
         for event in &outcome.events {
             let pos = pos_key(event.position());
             events.insert(&pos[..], &encode(event)[..])?;
-            let mut index = |table: &mut redb::Table<&[u8], ()>, prefix: &[u8]| {
-                key.clear();
-                key.extend_from_slice(prefix);
-                key.extend_from_slice(&pos);
-                table.insert(&key[..], ()).map(|_| ())
-            };
-            index(&mut by_type, &type_prefix(event.event.name()))?;
-            index(&mut by_sender, &event.sender.0)?;
-            for (kind, id) in object_refs(&event.event) {
-                index(&mut by_object, &object_prefix(kind, id))?;
-            }
+            key.clear();
+            key.extend_from_slice(&type_prefix(event.event.name()));
+            key.extend_from_slice(&pos);
+            by_type.insert(&key[..], ())?;
         }
     }
     Ok(())
 }
 
-fn write_nonces(txn: &WriteTransaction, nonces: &[(Address, u64)]) -> Result<(), LedgerError> {
-    let mut table = txn.open_table(NONCES)?;
-    for (address, next) in nonces {
-        table.insert(&address.0, *next)?;
+/// Writes every held entry of the batched indexes, in key order.
+fn write_index(txn: &WriteTransaction, all: &Unindexed) -> Result<(), LedgerError> {
+    let mut positions = txn.open_table(TX_POSITIONS)?;
+    for (digest, pos) in &all.txs {
+        positions.insert(digest, pos)?;
+    }
+    let mut by_sender = txn.open_table(EVENTS_BY_SENDER)?;
+    for key in &all.senders {
+        by_sender.insert(&key[..], ())?;
+    }
+    let mut by_object = txn.open_table(EVENTS_BY_OBJECT)?;
+    for key in &all.objects {
+        by_object.insert(&key[..], ())?;
+    }
+    let mut nonces = txn.open_table(NONCES)?;
+    for (address, next) in &all.nonces {
+        nonces.insert(address, *next)?;
     }
     Ok(())
 }
@@ -403,33 +610,44 @@ fn read_header(txn: &ReadTransaction, height: u64) -> Result<Option<BlockHeader>
     bytes.map(|b| decode_stored(&b, "a block header")).transpose()
 }
 
-fn read_tx(
-    table: &ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
-    digest: &Digest,
-) -> Result<Option<TxRecord>, LedgerError> {
-    let bytes = table.get(&digest.0)?.map(|v| v.value().to_vec());
-    bytes.map(|b| decode_stored(&b, "a transaction record")).transpose()
+/// A transaction's position: from memory (`held`, when its block is in the view's unindexed
+/// heights) or from `tx_positions`.
+fn tx_position(view: &View, digest: &Digest, held: Option<TxPos>) -> Result<Option<TxPos>, LedgerError> {
+    if let Some(pos) = held.filter(|pos| view.unindexed.contains(&height_of(pos))) {
+        return Ok(Some(pos));
+    }
+    let table = view.txn.open_table(TX_POSITIONS)?;
+    Ok(table.get(&digest.0)?.map(|v| *v.value()))
+}
+
+fn read_tx(view: &View, digest: &Digest, held: Option<TxPos>) -> Result<Option<TxRecord>, LedgerError> {
+    let Some(pos) = tx_position(view, digest, held)? else { return Ok(None) };
+    let table = view.txn.open_table(TRANSACTIONS)?;
+    let bytes =
+        table.get(&pos)?.map(|v| v.value().to_vec()).ok_or_else(|| missing("an indexed transaction"))?;
+    decode_stored(&bytes, "a transaction record").map(Some)
 }
 
 /// The global position of the event a cursor names.
-fn cursor_position(txn: &ReadTransaction, cursor: &EventId) -> Result<PosKey, LedgerError> {
-    let record =
-        read_tx(&txn.open_table(TRANSACTIONS)?, &cursor.tx_digest)?.ok_or(LedgerError::EInvalidCursor)?;
+fn cursor_position(view: &View, cursor: &EventId, held: Option<TxPos>) -> Result<PosKey, LedgerError> {
+    let record = read_tx(view, &cursor.tx_digest, held)?.ok_or(LedgerError::EInvalidCursor)?;
     Ok(pos_key((record.height, record.index, cursor.event_seq)))
 }
 
 /// Up to `take` positions of events matching `filter`; `None` when nothing can match.
 fn filter_positions(
-    txn: &ReadTransaction,
+    view: &View,
+    held: &Held,
     filter: &EventFilter,
     after: Option<&PosKey>,
     descending: bool,
     take: usize,
 ) -> Result<Option<Vec<PosKey>>, LedgerError> {
+    let txn = &view.txn;
     let positions = match filter {
         EventFilter::All => scan(&txn.open_table(EVENTS)?, &[], EVERY_POSITION, after, descending, take)?,
         EventFilter::Transaction(digest) => {
-            let Some(record) = read_tx(&txn.open_table(TRANSACTIONS)?, digest)? else { return Ok(None) };
+            let Some(record) = read_tx(view, digest, held.transaction)? else { return Ok(None) };
             let span = tx_span(record.height, record.index);
             scan(&txn.open_table(EVENTS)?, &[], span, after, descending, take)?
         }
@@ -442,31 +660,61 @@ fn filter_positions(
             take,
         )?,
         EventFilter::Sender(sender) => {
-            scan(&txn.open_table(EVENTS_BY_SENDER)?, &sender.0, EVERY_POSITION, after, descending, take)?
+            let table = txn.open_table(EVENTS_BY_SENDER)?;
+            merged(view, held, &table, &sender.0, after, descending, take)?
         }
-        EventFilter::Node(id) => object_scan(txn, ObjectKind::Node, id.0, after, descending, take)?,
-        EventFilter::Task(id) => object_scan(txn, ObjectKind::Task, id.0, after, descending, take)?,
-        EventFilter::Stack(id) => object_scan(txn, ObjectKind::Stack, id.0, after, descending, take)?,
+        EventFilter::Node(id) => object_scan(view, held, ObjectKind::Node, id.0, after, descending, take)?,
+        EventFilter::Task(id) => object_scan(view, held, ObjectKind::Task, id.0, after, descending, take)?,
+        EventFilter::Stack(id) => object_scan(view, held, ObjectKind::Stack, id.0, after, descending, take)?,
     };
     Ok(Some(positions))
 }
 
 fn object_scan(
-    txn: &ReadTransaction,
+    view: &View,
+    held: &Held,
     kind: ObjectKind,
     id: u64,
     after: Option<&PosKey>,
     descending: bool,
     take: usize,
 ) -> Result<Vec<PosKey>, LedgerError> {
-    scan(
-        &txn.open_table(EVENTS_BY_OBJECT)?,
-        &object_prefix(kind, id),
-        EVERY_POSITION,
-        after,
-        descending,
-        take,
-    )
+    let table = view.txn.open_table(EVENTS_BY_OBJECT)?;
+    merged(view, held, &table, &object_prefix(kind, id), after, descending, take)
+}
+
+/// A batched index's positions under `prefix`: the table's (heights up to `indexed_height`)
+/// followed by the held ones (the view's unindexed heights), in position order.
+fn merged(
+    view: &View,
+    held: &Held,
+    table: &ReadOnlyTable<&'static [u8], ()>,
+    prefix: &[u8],
+    after: Option<&PosKey>,
+    descending: bool,
+    take: usize,
+) -> Result<Vec<PosKey>, LedgerError> {
+    let held: Vec<PosKey> = held
+        .keys
+        .iter()
+        .filter_map(|key| key.get(prefix.len()..).and_then(|p| PosKey::try_from(p).ok()))
+        .filter(|pos| view.unindexed.contains(&height_of(pos)))
+        .filter(|pos| after.is_none_or(|a| if descending { pos < a } else { pos > a }))
+        .collect();
+    let stored = || scan(table, prefix, EVERY_POSITION, after, descending, take);
+    let mut out = if descending {
+        let mut out: Vec<PosKey> = held.into_iter().rev().take(take).collect();
+        if out.len() < take {
+            out.extend(stored()?.into_iter().take(take - out.len()));
+        }
+        out
+    } else {
+        let mut out = stored()?;
+        out.extend(held);
+        out
+    };
+    out.truncate(take);
+    Ok(out)
 }
 
 /// The positions of all events: the span of the indexes.
@@ -534,6 +782,7 @@ mod tests {
     use crate::genesis::{LocalKeys, LocalNetworkOptions};
     use crate::ledger::{Ledger, LedgerOptions};
     use crate::sequencer::Sequencer;
+    use crate::tx::Keypair;
     use atoma_contract::Call;
 
     const OPTIONS: LedgerOptions = LedgerOptions { snapshot_interval: 2, event_buffer: 16 };
@@ -591,6 +840,82 @@ mod tests {
         });
         assert_eq!(reopen(&path), Err("ECorruptStore"), "an unknown format version");
         assert_eq!(reopen(&dir.path().join("empty.redb")), Err("EInvalidConfig"), "no genesis");
+    }
+
+    /// Everything a reader can ask that the batched indexes answer, paged by two.
+    fn answers(ledger: &Ledger, digests: &[Digest], people: &[Address]) -> Vec<String> {
+        let mut filters = vec![EventFilter::All, EventFilter::EventType("NodeRegisteredEvent".into())];
+        filters.extend(people.iter().map(|a| EventFilter::Sender(*a)));
+        filters.extend((0..4).map(|i| EventFilter::Node(atoma_contract::NodeSmallId(i))));
+        filters.extend(digests.iter().map(|d| EventFilter::Transaction(*d)));
+        let mut out = Vec::new();
+        for filter in &filters {
+            for descending in [false, true] {
+                let mut cursor = None;
+                loop {
+                    let page = ledger.query_events(filter, cursor, Some(2), descending).unwrap();
+                    out.push(format!("{filter:?} {descending} {page:?}"));
+                    if !page.has_next_page {
+                        break;
+                    }
+                    cursor = page.next_cursor;
+                }
+            }
+        }
+        out.extend(digests.iter().map(|d| format!("{:?}", ledger.transaction(d).unwrap())));
+        out.extend(people.iter().map(|a| format!("{a:?} {}", ledger.stored_nonce(a).unwrap())));
+        out
+    }
+
+    #[test]
+    fn batched_indexes_answer_alike_in_memory_in_tables_and_after_reopening() {
+        let keys = LocalKeys::generate(3).unwrap();
+        let genesis = keys.genesis(&LocalNetworkOptions::default(), 1_000);
+        let people: Vec<Address> = keys.accounts.iter().map(Keypair::address).collect();
+        let options = LedgerOptions { snapshot_interval: 1_000, event_buffer: 16 };
+        // Index batches of 1 (every block writes its entries), 8 (blocks of 6, 6 and 3: held,
+        // written with the second, held again) and never.
+        let mut seen: Vec<Vec<Vec<String>>> = Vec::new();
+        for batch in [1, 8, usize::MAX] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("chain.redb");
+            let mut ledger = Ledger::open_or_create(&path, options, || Ok(genesis.clone())).unwrap();
+            ledger.store_mut().set_index_batch(batch);
+            let mut sequencer = Sequencer::new(keys.validator.clone(), 60_000, 100, 100);
+            let chain = ledger.params().chain_id;
+            let (mut digests, mut after_each) = (Vec::new(), Vec::new());
+            for round in 0..5u64 {
+                for (i, key) in keys.accounts.iter().enumerate() {
+                    let call = if (round + i as u64).is_multiple_of(4) {
+                        Call::RegisterNode {
+                            collateral: 1_000 * atoma_contract::TOMA,
+                            supported_optimizations: 0,
+                        }
+                    } else {
+                        Call::TransferToma { recipient: people[(i + 1) % 3], amount: 1 }
+                    };
+                    let tx = key.sign_call(chain, ledger.next_nonce(&key.address()) + (round % 2), call);
+                    let tx = tx.verify(&chain).unwrap();
+                    digests.push(tx.digest());
+                    sequencer.admit(tx, ledger.next_nonce(&key.address())).unwrap();
+                }
+                if round % 2 == 1 {
+                    ledger.apply_block(&sequencer.propose(&ledger.tip(), 2_000 + round)).unwrap();
+                    sequencer.settle(|a| ledger.next_nonce(a));
+                    after_each.push(answers(&ledger, &digests, &people));
+                }
+            }
+            ledger.apply_block(&sequencer.propose(&ledger.tip(), 3_000)).unwrap();
+            after_each.push(answers(&ledger, &digests, &people));
+            drop(ledger);
+            let reopened = Ledger::open(&path, options).unwrap();
+            after_each.push(answers(&reopened, &digests, &people));
+            assert_eq!(after_each[after_each.len() - 1], after_each[after_each.len() - 2], "batch {batch}");
+            seen.push(after_each);
+        }
+        assert!(seen[0].iter().flatten().any(|a| a.contains("NodeRegisteredEvent")));
+        assert_eq!(seen[1], seen[0], "a batch of 8 answers like writing every block");
+        assert_eq!(seen[2], seen[0], "holding every entry answers like writing every block");
     }
 
     #[test]
