@@ -49,13 +49,15 @@
 //! After every transaction, in a shadow replica of the contract fed the same transactions and
 //! contexts: the ledger's status and events equal the shadow's; supply is conserved (SPEC §7.4);
 //! a failed transaction left no events, moved no money and (sampled) left the state digest
-//! unchanged; a purchase selected an enabled node with collateral at its own price within the
-//! buyer's cap; attesters are distinct, never the selected node, enabled and collateralized; small
+//! unchanged; refunds and timeout slashes equal the formulas of SPEC §7 and §9, computed from the
+//! state before the call and independently of the contract's `money` module; honest operators
+//! never lose a dispute and are paid for exactly the units they served; a purchase selected an
+//! enabled node with collateral at its own price within the buyer's cap; attesters are distinct, never the selected node, enabled and collateralized; small
 //! ids are fresh; no stack is paid out twice; calls with a certain outcome (an invalid parameter,
 //! a call on another's object) got it. After every block: the epoch rule; the tip; every
 //! sender's nonce advanced by exactly its executed transactions (in memory and on disk); a stored
-//! transaction reads back as executed; supply; every open stack's escrow is exactly what its terms
-//! charge and covers what its ticket can pay; open-work counts; the sampling index holds exactly
+//! transaction reads back as executed; supply; every open stack's escrow is exactly what SPEC §7.1
+//! charges for its terms and covers what its ticket can pay; open-work counts; the sampling index holds exactly
 //! the eligible subscribers, never a disabled or zero-collateral node; and, every few blocks,
 //! the ledger's contract state equals the shadow's. At every restart and at the end: the state
 //! digest equals [`atoma_ledger::Ledger::replay_from_genesis`].
