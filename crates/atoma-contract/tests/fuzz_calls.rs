@@ -509,7 +509,7 @@ fn run(ops: &[Op]) -> Vec<(TxContext, Call)> {
 proptest! {
     // A few seconds in a debug build; PROPTEST_CASES=5000 for a long run.
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48),
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
         ..ProptestConfig::default()
     })]
 

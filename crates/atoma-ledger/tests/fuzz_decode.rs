@@ -170,7 +170,7 @@ fn layer() -> impl Strategy<Value = Layer> {
 proptest! {
     // A few seconds in a debug build; PROPTEST_CASES=100000 for a long run.
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1024),
         ..ProptestConfig::default()
     })]
 

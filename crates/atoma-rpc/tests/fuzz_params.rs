@@ -341,7 +341,7 @@ fn run_case(rt: &tokio::runtime::Runtime, h: &Harness, case: &Case) -> Result<()
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(384)
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)
 }
 
 #[test]
