@@ -166,16 +166,12 @@ impl Simulation {
     /// same checks a validator applies (bad submissions interleaved), moves the clock, and has
     /// the sequencer propose the block.
     fn build_block(&mut self, tip: &Tip) -> Result<(Block, Vec<Planned>, bool), Failure> {
-        let planned = {
-            let Simulation { ledger, rng, cast, seed, .. } = self;
-            let ledger = ledger.as_ref().ok_or_else(|| "closed".to_string());
-            match ledger {
-                Ok(l) => {
-                    l.with_state(|db| plan_block(&View { db, epoch: tip.epoch, seed: *seed, cast }, rng))
-                }
-                Err(_) => Vec::new(),
-            }
-        };
+        // Actors read the applied state; the fields are borrowed apart so that the generator
+        // can be drawn from while the ledger's state is read-locked.
+        let Simulation { ledger, rng, cast, seed, .. } = self;
+        let Some(ledger) = ledger.as_ref() else { return Err(self.failure("the ledger is closed".into())) };
+        let (epoch, seed) = (tip.epoch, *seed);
+        let planned = ledger.with_state(|db| plan_block(&View { db, epoch, seed, cast }, rng));
         let bad_count = if self.rng.chance(400) { self.rng.range(1, 3) } else { 0 };
         let mut bad_at: Vec<usize> = (0..bad_count).map(|_| self.rng.index(planned.len() + 1)).collect();
         bad_at.sort_unstable();
