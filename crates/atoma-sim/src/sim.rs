@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use atoma_ledger::block::MAX_BLOCK_TRANSACTIONS;
 use atoma_ledger::{
     ApplyOutcome, Block, Digest, GenesisConfig, Ledger, LedgerError, LedgerOptions, Sequencer,
-    SignedTransaction, Tip,
+    SignedTransaction, Tip, VerifiedBlock,
 };
 use tempfile::TempDir;
 
@@ -132,7 +132,8 @@ impl Simulation {
     fn step(&mut self) -> Result<(), Failure> {
         let lose_block = self.crash_due() && self.rng.chance(500);
         let tip_before = ledger!(self).tip();
-        let (block, planned, forced_epoch) = self.build_block(&tip_before)?;
+        let (verified, planned, forced_epoch) = self.build_block(&tip_before)?;
+        let block = verified.to_block();
         if lose_block {
             self.report.lost_transactions += block.transactions.len() as u64;
             return self.crash();
@@ -140,8 +141,12 @@ impl Simulation {
         if self.rng.chance(80) {
             self.offer_bad_blocks(&block)?;
         }
+        // Half the blocks go the way the node's own producer applies them (verified once, when
+        // admitted), half the way a block from elsewhere arrives (verified again, whole).
+        let own = self.rng.chance(500);
         let ledger = ledger!(self);
-        let effects = match ledger.apply_block(&block) {
+        let applied = if own { ledger.apply_verified(&verified) } else { ledger.apply_block(&block) };
+        let effects = match applied {
             Ok(ApplyOutcome::Applied(effects)) => effects,
             other => {
                 return Err(self.failure(format!("block {} not applied: {other:?}", block.header.height)));
@@ -165,7 +170,7 @@ impl Simulation {
     /// Plans the actors' calls, signs them with their next nonces and submits them through the
     /// same checks a validator applies (bad submissions interleaved), moves the clock, and has
     /// the sequencer propose the block.
-    fn build_block(&mut self, tip: &Tip) -> Result<(Block, Vec<Planned>, bool), Failure> {
+    fn build_block(&mut self, tip: &Tip) -> Result<(VerifiedBlock, Vec<Planned>, bool), Failure> {
         // Actors read the applied state; the fields are borrowed apart so that the generator
         // can be drawn from while the ledger's state is read-locked.
         let Simulation { ledger, rng, cast, seed, .. } = self;
@@ -199,8 +204,8 @@ impl Simulation {
         if forced_epoch {
             self.sequencer.force_next_epoch();
         }
-        let block = self.sequencer.propose(tip, self.now_ms);
-        if block.transactions != pending {
+        let block = self.sequencer.propose_verified(tip, self.now_ms);
+        if block.transactions().iter().map(|t| t.signed()).ne(pending.iter()) {
             return Err(self.failure("the proposed block is not the admitted transactions in order".into()));
         }
         Ok((block, planned, forced_epoch))
@@ -271,7 +276,14 @@ impl Simulation {
         }
         let digest = ledger.state_digest();
         for (kind, bad) in variants {
-            match ledger.apply_block(&bad) {
+            // A corrupted header over good transactions also goes through the verified path.
+            let verified =
+                VerifiedBlock::verify(bad.clone(), ledger.params()).ok().filter(|_| self.rng.chance(500));
+            let outcome = match &verified {
+                Some(verified) => ledger.apply_verified(verified),
+                None => ledger.apply_block(&bad),
+            };
+            match outcome {
                 Err(LedgerError::EInvalidBlock(_)) => {}
                 other => {
                     return Err(self.failure(format!("a block with {kind} must be refused, got {other:?}")));
