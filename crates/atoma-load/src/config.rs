@@ -36,7 +36,9 @@ pub enum Workload {
     /// the settled ones once their epoch has passed (batches of up to 16).
     Mix {
         /// On a local network, call `atoma_advanceEpoch` this often so that claims come due;
-        /// `None` leaves epochs to the clock (one minute on a local network).
+        /// `None` leaves epochs to the clock (one minute on a local network). A node under
+        /// sustained load refuses these today (`EMempoolFull`, docs/RELIABILITY.md "Under
+        /// load"); claims then wait for an epoch that passes.
         advance_epoch_every: Option<Duration>,
     },
 }

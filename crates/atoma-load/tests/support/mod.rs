@@ -100,10 +100,24 @@ pub enum Raw {
 
 /// Writes `bytes` on a new connection and reads the answer's status line.
 pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> (Raw, String) {
+    exchange(addr, bytes, false).await
+}
+
+/// [`raw_exchange`], then closes the sending half: bytes that happen to be the start of a valid
+/// request line would otherwise make the server wait for the rest (up to jsonrpsee's 30 s
+/// first-request timeout).
+pub async fn raw_exchange_then_close(addr: SocketAddr, bytes: &[u8]) -> (Raw, String) {
+    exchange(addr, bytes, true).await
+}
+
+async fn exchange(addr: SocketAddr, bytes: &[u8], close_after: bool) -> (Raw, String) {
     let exchange = async {
         let Ok(mut stream) = TcpStream::connect(addr).await else { return (Raw::Closed, String::new()) };
         // The server may answer (and close) before reading everything; that is an answer too.
         let _ = stream.write_all(bytes).await;
+        if close_after {
+            let _ = stream.shutdown().await;
+        }
         let mut raw = Vec::new();
         let _ = stream.read_to_end(&mut raw).await;
         let text = String::from_utf8_lossy(&raw).to_string();
