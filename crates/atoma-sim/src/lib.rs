@@ -16,7 +16,10 @@
 //!   [`atoma_ledger::Sequencer`]'s nonce and mempool checks). The sequencer proposes the block at
 //!   a virtual time that advances by a drawn amount per block; epochs advance by the ledger's
 //!   rule (time past the epoch's end), and now and then by a forced advance, as a local network's
-//!   `advance_epoch` does. [`atoma_ledger::Ledger::apply_block`] applies it to redb in a temp dir.
+//!   `advance_epoch` does. The block is applied to redb in a temp dir, half the time with
+//!   [`atoma_ledger::Ledger::apply_verified`] (the producer's path: verified once, at admission)
+//!   and half the time with [`atoma_ledger::Ledger::apply_block`] (a block from elsewhere,
+//!   verified again).
 //! - **Actors** ([`actors::Role`]): the admin (setup, parameter changes — valid, and invalid ones
 //!   that must be refused — TEE key rotations, task deprecations, registration toggles, node
 //!   disabling, treasury withdrawals); honest nodes (register, join models, commit enclave keys,
