@@ -10,6 +10,7 @@
 //! | -32600 | [`codes::INVALID_REQUEST`] | a malformed batch | — |
 //! | -32601 | [`codes::METHOD_NOT_FOUND`] | no such method | — |
 //! | -32602 | [`codes::INVALID_PARAMS`] | a parameter is missing, unknown, extra or of the wrong type; the message names it | `EInvalidCursor` for an unknown cursor |
+//! | -32601 | [`codes::METHOD_NOT_FOUND`] | `atoma_subscribeEvents` / `atoma_unsubscribeEvents` over plain HTTP (they need a WebSocket) | `ESubscriptionNeedsWebSocket` |
 //! | -32603 | [`codes::INTERNAL_ERROR`] | a bug | — |
 //! | -32006 | [`codes::TOO_MANY_SUBSCRIPTIONS`] | the connection holds its maximum of subscriptions | — |
 //! | -32007 | [`codes::OVERSIZED_REQUEST`] | the body exceeds the request limit | — |
@@ -67,14 +68,15 @@ pub mod codes {
 /// `312013000` (SPEC §11). Used for not-found errors that have no contract or ledger name.
 pub const RPC_ERROR_CODE_BASE: u64 = 312_014_000;
 
-/// The RPC's own named errors: things that are not found and that neither the contract nor the
-/// ledger has a name for.
+/// The RPC's own named errors: things neither the contract nor the ledger has a name for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum RpcErrorName {
     /// No transaction has this digest.
     ETransactionNotFound,
     /// No block has this height (yet).
     EBlockNotFound,
+    /// Subscriptions live on a WebSocket connection; plain HTTP has nowhere to push events.
+    ESubscriptionNeedsWebSocket,
 }
 
 impl RpcErrorName {
@@ -83,6 +85,7 @@ impl RpcErrorName {
         match self {
             RpcErrorName::ETransactionNotFound => "ETransactionNotFound",
             RpcErrorName::EBlockNotFound => "EBlockNotFound",
+            RpcErrorName::ESubscriptionNeedsWebSocket => "ESubscriptionNeedsWebSocket",
         }
     }
 
@@ -92,6 +95,7 @@ impl RpcErrorName {
             + match self {
                 RpcErrorName::ETransactionNotFound => 0,
                 RpcErrorName::EBlockNotFound => 1,
+                RpcErrorName::ESubscriptionNeedsWebSocket => 2,
             }
     }
 
@@ -100,6 +104,9 @@ impl RpcErrorName {
         match self {
             RpcErrorName::ETransactionNotFound => "no transaction has this digest",
             RpcErrorName::EBlockNotFound => "no block has this height",
+            RpcErrorName::ESubscriptionNeedsWebSocket => {
+                "subscriptions need a WebSocket connection (ws://…); plain HTTP cannot push events"
+            }
         }
     }
 
@@ -129,6 +136,11 @@ impl RpcError {
     /// A not-found error named by the contract, such as `ETaskNotFound`.
     pub fn not_found(error: ContractError) -> Self {
         Self::named(codes::NOT_FOUND, ErrorView::from(error))
+    }
+
+    /// A subscription method called where nothing can be pushed.
+    pub fn subscription_needs_websocket() -> Self {
+        Self::named(codes::METHOD_NOT_FOUND, RpcErrorName::ESubscriptionNeedsWebSocket.view())
     }
 
     /// A not-found error of the RPC's own.

@@ -34,6 +34,7 @@ pub mod error;
 mod http;
 mod json;
 mod methods;
+mod middleware;
 mod params;
 pub mod server;
 mod subscription;

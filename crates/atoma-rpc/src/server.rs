@@ -108,7 +108,8 @@ pub(crate) struct Context {
     pub metrics: Arc<crate::http::RpcMetrics>,
 }
 
-/// A running server. Dropping the handle does not stop it; call [`RpcServerHandle::stop`].
+/// A running server. It runs while any clone of its handle is alive: dropping the last one stops
+/// it, like calling [`RpcServerHandle::stop`], so a server never outlives whoever started it.
 ///
 /// To shut a node down cleanly, stop the server first, then the chain:
 ///
@@ -179,9 +180,12 @@ pub async fn serve(chain: ChainHandle, config: RpcConfig) -> Result<RpcServerHan
         .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch_len))
         .build();
     let http = tower::ServiceBuilder::new().layer(HealthAndMetricsLayer::new(chain, metrics));
+    let rpc = jsonrpsee::core::middleware::RpcServiceBuilder::new()
+        .layer_fn(crate::middleware::NameHttpSubscriptions);
     let server = Server::builder()
         .set_config(server_config)
         .set_http_middleware(http)
+        .set_rpc_middleware(rpc)
         .build(config.listen_addr)
         .await
         .map_err(|source| ServeError::Bind { addr: config.listen_addr, source })?;
