@@ -32,8 +32,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 /// Transactions the mempool holds, and how often blocks are made: small and slow enough that the
-/// load overflows the mempool between blocks (a debug build verifies a signature in ~20 ms, so
-/// its server admits only a few dozen transactions per second).
+/// load overflows the mempool between blocks (a debug build checks signatures many times more
+/// slowly, so its server admits far fewer transactions per second).
 const MEMPOOL: usize = if cfg!(debug_assertions) { 8 } else { 32 };
 const BLOCK_TIME_MS: u64 = if cfg!(debug_assertions) { 500 } else { 50 };
 /// Forged transactions per round of the invalid-signature flood, and the pause between rounds:
