@@ -154,7 +154,9 @@ impl VerifiedBlock {
         let transactions = (0..)
             .zip(transactions)
             .map(|(index, signed)| {
-                let tx = signed.decode_transaction().map_err(|e| tx_invalid(index, &e))?;
+                // No canonical-encoding check: the digest below pins these exact bytes, which
+                // passed every check when they were admitted.
+                let tx = signed.decode_stored_transaction().map_err(|e| tx_invalid(index, &e))?;
                 if tx.chain_id != params.chain_id {
                     return Err(tx_invalid(index, &LedgerError::EWrongChainId));
                 }

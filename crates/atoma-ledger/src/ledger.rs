@@ -31,7 +31,7 @@ use crate::execution::{BlockEffects, TxOutcome, TxStatus, VerifiedBlock, check_f
 use crate::genesis::GenesisConfig;
 use crate::metrics::Metrics;
 use crate::state::{ChainParams, ChainState, LedgerState, combined_digest};
-use crate::store::{Commit, Snapshot, Store};
+use crate::store::{Commit, Snapshot, Store, block_entries};
 use crate::subscription::EventSubscription;
 use crate::tx::{SignedTransaction, Transaction};
 
@@ -490,7 +490,7 @@ impl Ledger {
             .snapshot_at(0)?
             .ok_or_else(|| LedgerError::ECorruptStore("no genesis snapshot".into()))?;
         let tip = self.store.tip_height()?;
-        let state = replay(&self.store, &self.params, &genesis, tip)?;
+        let state = replay(&self.store, &self.params, &genesis, tip, &mut |_, _, _| {})?;
         Ok(combined_digest(&state.db.canonical_bytes(), &state.ledger))
     }
 
@@ -563,43 +563,96 @@ fn write_genesis(store: &Store, genesis: &GenesisConfig) -> Result<(), LedgerErr
 }
 
 /// The state after the last committed block: the newest snapshot plus the blocks after it.
+/// Also gathers the store's held index entries: from the stored blocks up to the snapshot, and
+/// from the replayed blocks' outcomes after it.
 fn recover(store: &Store, params: &ChainParams) -> Result<ChainState, LedgerError> {
     let snapshot =
         store.latest_snapshot()?.ok_or_else(|| LedgerError::ECorruptStore("no snapshot".into()))?;
     let tip = store.tip_height()?;
-    replay(store, params, &snapshot, tip)
+    let indexed = store.rebuild_unindexed(snapshot.height)?;
+    replay(store, params, &snapshot, tip, &mut |height, outcomes, nonces| {
+        if height > indexed {
+            store.hold(&block_entries(outcomes, nonces));
+        }
+    })
 }
 
+/// Blocks each reader thread reads ahead of execution during a replay.
+const REPLAY_READ_AHEAD: usize = 4;
+/// Threads reading and decoding blocks during a replay (alternate heights).
+const REPLAY_READERS: u64 = 2;
+
+/// What a replay hands on for each block: its height, outcomes and senders' new nonces.
+type OnReplayed<'a> = dyn FnMut(u64, &[TxOutcome], &[(Address, u64)]) + 'a;
+
 /// Restores `snapshot` and re-executes the stored blocks up to `tip` without writing them,
-/// checking the state digest wherever one was recorded (at snapshot heights).
+/// checking the state digest wherever one was recorded (at snapshot heights). Reader threads
+/// read and decode the blocks (and hash their transactions) while this one executes them in
+/// height order.
 fn replay(
     store: &Store,
     params: &ChainParams,
     snapshot: &Snapshot,
     tip: u64,
+    on_replayed: &mut OnReplayed<'_>,
 ) -> Result<ChainState, LedgerError> {
-    let corrupt = |what: String| LedgerError::ECorruptStore(what);
     let mut state = snapshot.restore()?;
     if store.state_digest_at(snapshot.height)? != Some(snapshot.digest) {
-        return Err(corrupt(format!(
+        return Err(LedgerError::ECorruptStore(format!(
             "snapshot {} disagrees with the recorded state digest",
             snapshot.height
         )));
     }
-    for height in snapshot.height.saturating_add(1)..=tip {
-        let block = store.block(height)?.ok_or_else(|| corrupt(format!("block {height} is missing")))?;
-        // Stored blocks were verified before they were committed; their transactions must
-        // still be the ones the header names, and follow the tip and the nonces.
-        let block = VerifiedBlock::from_own_store(block, params)
-            .and_then(|block| check_follows(&state, &block, params).map(|()| block))
-            .map_err(|e| corrupt(format!("block {height}: {e}")))?;
-        execute_block(&mut state, &block);
-        // Digests are recorded at snapshot heights only.
-        if let Some(recorded) = store.state_digest_at(height)?
-            && state.digest() != recorded
-        {
-            return Err(corrupt(format!("block {height} replays to a different state")));
+    let first = snapshot.height.saturating_add(1);
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..REPLAY_READERS)
+            .map(|reader| {
+                let (blocks, ready) = std::sync::mpsc::sync_channel(REPLAY_READ_AHEAD);
+                let heights = (first.saturating_add(reader)..=tip).step_by(REPLAY_READERS as usize);
+                scope.spawn(move || {
+                    for height in heights {
+                        let block = read_stored_block(store, params, height);
+                        let failed = block.is_err();
+                        // The executor stops listening when it fails.
+                        if blocks.send(block).is_err() || failed {
+                            break;
+                        }
+                    }
+                });
+                ready
+            })
+            .collect();
+        for (height, ready) in (first..=tip).zip(readers.iter().cycle()) {
+            let stopped = || LedgerError::ECorruptStore(format!("block {height} was not read"));
+            let (block, recorded) = ready.recv().map_err(|_| stopped())??;
+            check_follows(&state, &block, params)
+                .map_err(|e| LedgerError::ECorruptStore(format!("block {height}: {e}")))?;
+            let (outcomes, nonces) = execute_block(&mut state, &block);
+            // Digests are recorded at snapshot heights only.
+            if let Some(recorded) = recorded
+                && state.digest() != recorded
+            {
+                return Err(LedgerError::ECorruptStore(format!(
+                    "block {height} replays to a different state"
+                )));
+            }
+            on_replayed(height, &outcomes, &nonces);
         }
-    }
-    Ok(state)
+        Ok(state)
+    })
+}
+
+/// A stored block for replay, with the state digest recorded after it. Stored blocks were
+/// verified before they were committed; their transactions must still decode and be the ones
+/// the header names.
+fn read_stored_block(
+    store: &Store,
+    params: &ChainParams,
+    height: u64,
+) -> Result<(VerifiedBlock, Option<Digest>), LedgerError> {
+    let corrupt = |what: String| LedgerError::ECorruptStore(what);
+    let block = store.block(height)?.ok_or_else(|| corrupt(format!("block {height} is missing")))?;
+    let block =
+        VerifiedBlock::from_own_store(block, params).map_err(|e| corrupt(format!("block {height}: {e}")))?;
+    Ok((block, store.state_digest_at(height)?))
 }

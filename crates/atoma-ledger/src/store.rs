@@ -51,7 +51,7 @@ use crate::execution::{TxOutcome, TxStatus};
 use crate::genesis::GenesisConfig;
 use crate::state::{ChainState, LedgerState, combined_digest};
 use crate::tx::SignedTransaction;
-use crate::unindexed::{BlockEntries, INDEX_BATCH, PosKey, TxPos, Unindexed, height_of, tx_pos};
+use crate::unindexed::{BlockEntries, INDEX_BATCH, ObjectKey, PosKey, TxPos, Unindexed, height_of, tx_pos};
 
 /// The layout version written in `meta`; a store with another version is refused. Version 2
 /// keys transactions by position and writes the random-key indexes in batches.
@@ -87,8 +87,11 @@ fn type_prefix(name: &str) -> Vec<u8> {
     [name.as_bytes(), &[0]].concat()
 }
 
-fn object_prefix(kind: ObjectKind, id: u64) -> Vec<u8> {
-    [&[kind.tag()][..], &id.to_be_bytes()].concat()
+fn object_key(kind: ObjectKind, id: u64) -> ObjectKey {
+    let mut key = [0u8; 9];
+    key[0] = kind.tag();
+    key[1..].copy_from_slice(&id.to_be_bytes());
+    key
 }
 
 /// A transaction's stored result. `signed` is `None` only for the genesis pseudo-transaction,
@@ -137,6 +140,7 @@ pub(crate) struct Snapshot {
     pub height: u64,
     pub ledger: LedgerState,
     /// [`AtomaDb::canonical_bytes`].
+    #[serde(with = "crate::codec::bytes")]
     pub contract: Vec<u8>,
     pub digest: Digest,
 }
@@ -170,23 +174,25 @@ pub(crate) struct Commit<'a> {
     pub genesis: Option<&'a GenesisConfig>,
 }
 
-impl Commit<'_> {
-    /// The block's entries in the four batched indexes.
-    fn index_entries(&self) -> BlockEntries {
-        let mut entries = BlockEntries::default();
-        for (_, outcome) in &self.transactions {
-            entries.txs.push((outcome.digest.0, tx_pos(outcome.height, outcome.index)));
-            for event in &outcome.events {
-                let pos = pos_key(event.position());
-                entries.senders.push([&event.sender.0[..], &pos].concat());
-                for (kind, id) in object_refs(&event.event) {
-                    entries.objects.push([&object_prefix(kind, id)[..], &pos].concat());
-                }
+/// A block's entries in the four batched indexes, from its outcomes and its senders' new
+/// nonces.
+pub(crate) fn block_entries<'a>(
+    outcomes: impl IntoIterator<Item = &'a TxOutcome>,
+    nonces: &[(Address, u64)],
+) -> BlockEntries {
+    let mut entries = BlockEntries::default();
+    for outcome in outcomes {
+        entries.txs.push((outcome.digest.0, tx_pos(outcome.height, outcome.index)));
+        for event in &outcome.events {
+            let pos = pos_key(event.position());
+            entries.senders.push((event.sender.0, pos));
+            for (kind, id) in object_refs(&event.event) {
+                entries.objects.push((object_key(kind, id), pos));
             }
         }
-        entries.nonces = self.nonces.iter().map(|(address, next)| (address.0, *next)).collect();
-        entries
     }
+    entries.nonces = nonces.iter().map(|(address, next)| (address.0, *next)).collect();
+    entries
 }
 
 /// The redb database of one chain, and the index entries not yet written to it.
@@ -205,13 +211,13 @@ struct View {
 }
 
 impl Store {
-    /// Opens or creates the database file, makes sure every table exists, and gathers the index
-    /// entries of blocks after the tables' `indexed_height`.
+    /// Opens or creates the database file and makes sure every table exists. The index entries
+    /// of blocks after the tables' `indexed_height` are the caller's to gather
+    /// ([`Store::rebuild_unindexed`], [`Store::hold`]) before it reads or writes blocks.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
         let unindexed = RwLock::new(Unindexed::default());
         let store = Store { db: Database::create(path)?, unindexed, index_batch: INDEX_BATCH };
         store.create_tables()?;
-        store.rebuild_unindexed()?;
         Ok(store)
     }
 
@@ -258,63 +264,34 @@ impl Store {
         self.unindexed.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Gathers again, from the stored blocks, the index entries of the blocks after the tables'
-    /// `indexed_height` (after opening, or after a failed commit).
-    pub fn rebuild_unindexed(&self) -> Result<(), LedgerError> {
+    /// Replaces the held index entries with those of the stored blocks after the tables'
+    /// `indexed_height`, up to `last`; the blocks after `last` are the caller's to
+    /// [`Store::hold`] in order (recovery replays them anyway). Returns `indexed_height`.
+    pub fn rebuild_unindexed(&self, last: u64) -> Result<u64, LedgerError> {
         let txn = self.db.begin_read()?;
+        let indexed = read_indexed_height(&txn)?;
         let mut unindexed = Unindexed::default();
-        if let Some(tip) = read_tip(&txn)? {
-            let nonces = txn.open_table(NONCES)?;
-            let events = txn.open_table(EVENTS)?;
-            let records = txn.open_table(TRANSACTIONS)?;
-            let first = read_indexed_height(&txn)?.saturating_add(1);
-            let range = records.range::<&TxPos>(&tx_pos(first, 0)..=&tx_pos(tip, u64::MAX))?;
-            for item in range {
-                let (_, bytes) = item?;
-                let record: TxRecord = decode_stored(bytes.value(), "a transaction record")?;
-                let mut entries = BlockEntries::default();
-                let digest = record.signed.as_ref().map_or(Digest::default(), SignedTransaction::digest);
-                entries.txs.push((digest.0, tx_pos(record.height, record.index)));
-                let span = tx_span(record.height, record.index);
-                for event in fetch_events(&events, &scan(&events, &[], span, None, false, usize::MAX)?)? {
-                    let outcome_like = [(event.sender, pos_key(event.position()), object_refs(&event.event))];
-                    for (sender, pos, objects) in outcome_like {
-                        entries.senders.push([&sender.0[..], &pos].concat());
-                        for (kind, id) in objects {
-                            entries.objects.push([&object_prefix(kind, id)[..], &pos].concat());
-                        }
-                    }
-                }
-                let sender = record.sender.0;
-                let before = match unindexed.nonces.get(&sender) {
-                    Some(next) => *next,
-                    None => nonces.get(&sender)?.map_or(0, |v| v.value()),
-                };
-                if record.signed.is_some() {
-                    entries.nonces.push((sender, before.saturating_add(1)));
-                }
-                unindexed.add(&entries);
-            }
+        let last = read_tip(&txn)?.map_or(0, |tip| tip.min(last));
+        for height in indexed.saturating_add(1)..=last {
+            unindexed.add(&stored_entries(&txn, height, &unindexed.nonces)?);
         }
         *self.unindexed_mut() = unindexed;
-        Ok(())
+        Ok(indexed)
+    }
+
+    /// Holds a stored block's index entries (see [`Store::rebuild_unindexed`]).
+    pub fn hold(&self, entries: &BlockEntries) {
+        self.unindexed_mut().add(entries);
     }
 
     /// Writes a block and its effects in one transaction, and commits (fsync) before returning.
     /// The batched indexes get the block's entries in memory, or — every [`INDEX_BATCH`]
     /// transactions, at snapshots and at genesis — every entry held, written in this commit.
+    ///
+    /// After a failure the held entries may include the failed block's (invisible to readers,
+    /// whose snapshots end before it): the caller recovers, which gathers them again.
     pub fn commit(&self, c: &Commit<'_>) -> Result<(), LedgerError> {
-        let committed = self.write_and_commit(c);
-        if committed.is_err() {
-            // The failed block's entries may be held: gather them again from what is on disk.
-            // If that fails too, the ledger's own recovery reports it.
-            let _ = self.rebuild_unindexed();
-        }
-        committed
-    }
-
-    fn write_and_commit(&self, c: &Commit<'_>) -> Result<(), LedgerError> {
-        let entries = c.index_entries();
+        let entries = block_entries(c.transactions.iter().map(|(_, outcome)| *outcome), c.nonces);
         let flush = c.genesis.is_some()
             || c.snapshot.is_some()
             || self.unindexed().len().saturating_add(entries.txs.len()) >= self.index_batch;
@@ -489,28 +466,25 @@ struct Held {
     cursor: Option<TxPos>,
     /// The filter's transaction, if held.
     transaction: Option<TxPos>,
-    /// The filter's sender or object keys (prefix included), ascending.
-    keys: Vec<Vec<u8>>,
+    /// The positions held under the filter's sender or object, ascending.
+    positions: Vec<PosKey>,
 }
 
 impl Held {
     fn for_query(unindexed: &Unindexed, filter: &EventFilter, cursor: Option<&EventId>) -> Self {
         let every = 0..=u64::MAX;
-        let keys = |set, prefix: &[u8]| {
-            let (low, high) = ([prefix, &EVERY_POSITION.0].concat(), [prefix, &EVERY_POSITION.1].concat());
-            Unindexed::range(set, &low, &high, &every)
-        };
+        let object = |kind, id| Unindexed::positions(&unindexed.objects, &object_key(kind, id));
         Held {
             cursor: cursor.and_then(|c| unindexed.tx(&c.tx_digest.0, &every)),
             transaction: match filter {
                 EventFilter::Transaction(digest) => unindexed.tx(&digest.0, &every),
                 _ => None,
             },
-            keys: match filter {
-                EventFilter::Sender(sender) => keys(&unindexed.senders, &sender.0),
-                EventFilter::Node(id) => keys(&unindexed.objects, &object_prefix(ObjectKind::Node, id.0)),
-                EventFilter::Task(id) => keys(&unindexed.objects, &object_prefix(ObjectKind::Task, id.0)),
-                EventFilter::Stack(id) => keys(&unindexed.objects, &object_prefix(ObjectKind::Stack, id.0)),
+            positions: match filter {
+                EventFilter::Sender(sender) => Unindexed::positions(&unindexed.senders, &sender.0),
+                EventFilter::Node(id) => object(ObjectKind::Node, id.0),
+                EventFilter::Task(id) => object(ObjectKind::Task, id.0),
+                EventFilter::Stack(id) => object(ObjectKind::Stack, id.0),
                 _ => Vec::new(),
             },
         }
@@ -532,6 +506,56 @@ fn read_indexed_height(txn: &ReadTransaction) -> Result<u64, LedgerError> {
     let Some(bytes) = meta.get(META_INDEXED)? else { return Ok(0) };
     let bytes: [u8; 8] = bytes.value().try_into().map_err(|_| missing("a well-formed indexed height"))?;
     Ok(u64::from_le_bytes(bytes))
+}
+
+/// A stored block's entries in the batched indexes; `held` has the nonces after earlier
+/// unindexed blocks. The digests come from the header, senders from the transaction records (an
+/// event's sender is its transaction's), small ids from the events.
+fn stored_entries(
+    txn: &ReadTransaction,
+    height: u64,
+    held: &std::collections::BTreeMap<[u8; 32], u64>,
+) -> Result<BlockEntries, LedgerError> {
+    let header = read_header(txn, height)?.ok_or_else(|| missing("a block"))?;
+    let nonces = txn.open_table(NONCES)?;
+    let mut entries = BlockEntries::default();
+    let mut next = std::collections::BTreeMap::new();
+    let records = txn.open_table(TRANSACTIONS)?;
+    for item in records.range::<&TxPos>(&tx_pos(height, 0)..=&tx_pos(height, u64::MAX))? {
+        let (key, bytes) = item?;
+        let record: TxRecord = decode_stored(bytes.value(), "a transaction record")?;
+        if record.signed.is_none() {
+            // The genesis pseudo-transaction: height 0 is always indexed.
+            continue;
+        }
+        let digest = usize::try_from(record.index)
+            .ok()
+            .and_then(|i| header.tx_digests.get(i))
+            .ok_or_else(|| missing("a transaction's digest in its header"))?;
+        entries.txs.push((digest.0, *key.value()));
+        for event_seq in 0..record.event_count {
+            let pos = pos_key((height, record.index, event_seq));
+            entries.senders.push((record.sender.0, pos));
+        }
+        let sender = record.sender.0;
+        let before = match next.get(&sender).or_else(|| held.get(&sender)) {
+            Some(nonce) => *nonce,
+            None => nonces.get(&sender)?.map_or(0, |v| v.value()),
+        };
+        next.insert(sender, before.saturating_add(1));
+    }
+    let events = txn.open_table(EVENTS)?;
+    let span = (pos_key((height, 0, 0)), pos_key((height, u64::MAX, u64::MAX)));
+    for item in events.range::<&[u8]>(&span.0[..]..=&span.1[..])? {
+        let (_, bytes) = item?;
+        let event: EventRecord = decode_stored(bytes.value(), "an event")?;
+        let pos = pos_key(event.position());
+        for (kind, id) in object_refs(&event.event) {
+            entries.objects.push((object_key(kind, id), pos));
+        }
+    }
+    entries.nonces = next.into_iter().collect();
+    Ok(entries)
 }
 
 fn write_header(txn: &WriteTransaction, c: &Commit<'_>) -> Result<(), LedgerError> {
@@ -575,12 +599,23 @@ fn write_index(txn: &WriteTransaction, all: &Unindexed) -> Result<(), LedgerErro
         positions.insert(digest, pos)?;
     }
     let mut by_sender = txn.open_table(EVENTS_BY_SENDER)?;
-    for key in &all.senders {
-        by_sender.insert(&key[..], ())?;
+    let mut key = Vec::new();
+    for (sender, positions) in &all.senders {
+        for pos in positions {
+            key.clear();
+            key.extend_from_slice(sender);
+            key.extend_from_slice(pos);
+            by_sender.insert(&key[..], ())?;
+        }
     }
     let mut by_object = txn.open_table(EVENTS_BY_OBJECT)?;
-    for key in &all.objects {
-        by_object.insert(&key[..], ())?;
+    for (object, positions) in &all.objects {
+        for pos in positions {
+            key.clear();
+            key.extend_from_slice(object);
+            key.extend_from_slice(pos);
+            by_object.insert(&key[..], ())?;
+        }
     }
     let mut nonces = txn.open_table(NONCES)?;
     for (address, next) in &all.nonces {
@@ -680,7 +715,7 @@ fn object_scan(
     take: usize,
 ) -> Result<Vec<PosKey>, LedgerError> {
     let table = view.txn.open_table(EVENTS_BY_OBJECT)?;
-    merged(view, held, &table, &object_prefix(kind, id), after, descending, take)
+    merged(view, held, &table, &object_key(kind, id), after, descending, take)
 }
 
 /// A batched index's positions under `prefix`: the table's (heights up to `indexed_height`)
@@ -695,9 +730,9 @@ fn merged(
     take: usize,
 ) -> Result<Vec<PosKey>, LedgerError> {
     let held: Vec<PosKey> = held
-        .keys
+        .positions
         .iter()
-        .filter_map(|key| key.get(prefix.len()..).and_then(|p| PosKey::try_from(p).ok()))
+        .copied()
         .filter(|pos| view.unindexed.contains(&height_of(pos)))
         .filter(|pos| after.is_none_or(|a| if descending { pos < a } else { pos > a }))
         .collect();

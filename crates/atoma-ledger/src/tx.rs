@@ -74,8 +74,10 @@ impl Transaction {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct SignedTransaction {
     /// `bcs(Transaction)`, exactly as signed.
+    #[serde(with = "crate::codec::bytes")]
     pub tx_bytes: Vec<u8>,
     /// `0x00 ‖ ed25519 signature[64] ‖ public key[32]`.
+    #[serde(with = "crate::codec::bytes")]
     pub signature: Vec<u8>,
 }
 
@@ -119,6 +121,13 @@ impl SignedTransaction {
             return Err(LedgerError::EMalformedTransaction("not the canonical encoding".into()));
         }
         Ok(tx)
+    }
+
+    /// Decodes the inner transaction of a transaction this node stored, without the canonical
+    /// check of [`SignedTransaction::decode_transaction`] (its bytes are pinned by its digest).
+    pub(crate) fn decode_stored_transaction(&self) -> Result<Transaction, LedgerError> {
+        bcs::from_bytes(&self.tx_bytes)
+            .map_err(|e| LedgerError::EMalformedTransaction(format!("not a transaction: {e}")))
     }
 
     /// Every check that needs no chain state: size, encoding, chain id and signature (the rule

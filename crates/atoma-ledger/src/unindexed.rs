@@ -8,15 +8,16 @@
 //! tables in one sorted batch every [`INDEX_BATCH`] transactions (and with every snapshot), so a
 //! leaf page is rewritten once per batch rather than once per transaction. The tables record in
 //! `meta` the height they are complete up to (`indexed_height`); the entries here are those of
-//! the blocks after it, and they are rebuilt from the stored blocks on open.
+//! the blocks after it, gathered again on open from the stored blocks and from the outcomes
+//! of the blocks recovery replays.
 //!
 //! A reader takes the entries it needs from here first, then opens a redb snapshot, and keeps
 //! only entries of heights in `(indexed_height, tip]` of that snapshot: the tables hold the
 //! rest. A block's entries are added before its commit and the batch is dropped after the
 //! commit that wrote it, so a reader never misses an entry and never counts one twice.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::ops::{Bound, RangeInclusive};
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
 /// Transactions whose entries are held in memory before they are written in one batch.
 pub const INDEX_BATCH: usize = 65_536;
@@ -39,25 +40,29 @@ pub(crate) fn height_of(position: &[u8]) -> u64 {
     position.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_be_bytes)
 }
 
-/// The entries one block adds to the four indexes.
+/// `kind‖small_id`: an object's key in `events_by_object`, before the position.
+pub(crate) type ObjectKey = [u8; 9];
+
+/// The entries one block adds to the four indexes, each list in position order.
 #[derive(Default, Debug)]
 pub(crate) struct BlockEntries {
     /// Transaction digest → position.
     pub txs: Vec<([u8; 32], TxPos)>,
-    /// `address‖event position` keys.
-    pub senders: Vec<Vec<u8>>,
-    /// `kind‖small_id‖event position` keys.
-    pub objects: Vec<Vec<u8>>,
+    /// Each event's sender and position.
+    pub senders: Vec<([u8; 32], PosKey)>,
+    /// Each object an event names, and the event's position.
+    pub objects: Vec<(ObjectKey, PosKey)>,
     /// Each sender's next nonce after the block.
     pub nonces: Vec<([u8; 32], u64)>,
 }
 
-/// The entries of the blocks after the tables' `indexed_height`.
+/// The entries of the blocks after the tables' `indexed_height`. Blocks are added in height
+/// order, so each sender's and object's positions are ascending.
 #[derive(Default, Debug)]
 pub(crate) struct Unindexed {
     pub txs: BTreeMap<[u8; 32], TxPos>,
-    pub senders: BTreeSet<Vec<u8>>,
-    pub objects: BTreeSet<Vec<u8>>,
+    pub senders: BTreeMap<[u8; 32], Vec<PosKey>>,
+    pub objects: BTreeMap<ObjectKey, Vec<PosKey>>,
     pub nonces: BTreeMap<[u8; 32], u64>,
 }
 
@@ -67,11 +72,15 @@ impl Unindexed {
         self.txs.len()
     }
 
-    /// Adds one block's entries.
+    /// Adds one block's entries (blocks in height order).
     pub fn add(&mut self, entries: &BlockEntries) {
         self.txs.extend(entries.txs.iter().copied());
-        self.senders.extend(entries.senders.iter().cloned());
-        self.objects.extend(entries.objects.iter().cloned());
+        for (sender, pos) in &entries.senders {
+            self.senders.entry(*sender).or_default().push(*pos);
+        }
+        for (object, pos) in &entries.objects {
+            self.objects.entry(*object).or_default().push(*pos);
+        }
         self.nonces.extend(entries.nonces.iter().copied());
     }
 
@@ -85,19 +94,9 @@ impl Unindexed {
         self.txs.get(digest).copied().filter(|pos| heights.contains(&height_of(pos)))
     }
 
-    /// Keys of `set` from `low` to `high` (both included) whose event position (the last 24
-    /// bytes) lies within `heights`.
-    pub fn range(
-        set: &BTreeSet<Vec<u8>>,
-        low: &[u8],
-        high: &[u8],
-        heights: &RangeInclusive<u64>,
-    ) -> Vec<Vec<u8>> {
-        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Included(low), Bound::Included(high));
-        set.range::<[u8], _>(bounds)
-            .filter(|key| heights.contains(&height_of(&key[key.len().saturating_sub(24)..])))
-            .cloned()
-            .collect()
+    /// The positions held under `key`, ascending.
+    pub fn positions<K: Ord>(map: &BTreeMap<K, Vec<PosKey>>, key: &K) -> Vec<PosKey> {
+        map.get(key).cloned().unwrap_or_default()
     }
 }
 
@@ -105,22 +104,31 @@ impl Unindexed {
 mod tests {
     use super::*;
 
+    fn event(height: u64) -> PosKey {
+        let mut pos = [0u8; 24];
+        pos[..16].copy_from_slice(&tx_pos(height, 0));
+        pos
+    }
+
     #[test]
-    fn entries_are_seen_only_within_the_heights_asked() {
+    fn entries_are_kept_in_order_and_seen_only_within_the_heights_asked() {
         let mut unindexed = Unindexed::default();
-        let event = |height: u64| [&[7u8][..], &tx_pos(height, 0), &[0u8; 8]].concat();
         unindexed.add(&BlockEntries {
-            txs: vec![([1; 32], tx_pos(5, 0)), ([2; 32], tx_pos(6, 3))],
-            senders: vec![event(5), event(6)],
+            txs: vec![([1; 32], tx_pos(5, 0))],
+            senders: vec![([7; 32], event(5))],
+            ..BlockEntries::default()
+        });
+        unindexed.add(&BlockEntries {
+            txs: vec![([2; 32], tx_pos(6, 3))],
+            senders: vec![([7; 32], event(6)), ([8; 32], event(6))],
             ..BlockEntries::default()
         });
         assert_eq!(unindexed.len(), 2);
         assert_eq!(unindexed.tx(&[2; 32], &(5..=6)), Some(tx_pos(6, 3)));
         assert_eq!(unindexed.tx(&[2; 32], &(5..=5)), None, "block 6 is not in this snapshot");
         assert_eq!(unindexed.tx(&[3; 32], &(0..=9)), None);
-        let all = Unindexed::range(&unindexed.senders, &[7], &[7, 0xff], &(0..=9));
-        assert_eq!(all, vec![event(5), event(6)]);
-        assert_eq!(Unindexed::range(&unindexed.senders, &[7], &[7, 0xff], &(6..=9)), vec![event(6)]);
+        assert_eq!(Unindexed::positions(&unindexed.senders, &[7; 32]), vec![event(5), event(6)]);
+        assert_eq!(Unindexed::positions(&unindexed.senders, &[9; 32]), Vec::<PosKey>::new());
         assert_eq!(height_of(&tx_pos(9, 1)), 9);
         unindexed.clear();
         assert_eq!(unindexed.len(), 0);
