@@ -119,6 +119,41 @@ impl Network {
     }
 }
 
+impl Network {
+    /// Kills the process with SIGKILL (`Child::kill` on Unix) — a crash: no shutdown, no flush —
+    /// and waits until it is gone, so that nothing holds its files open any more.
+    pub fn kill(mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL the node");
+        let exit = child.wait().expect("the killed node is reaped");
+        assert!(!exit.success(), "atoma start exited cleanly instead of being killed: {exit}");
+    }
+}
+
+/// Starts `atoma start` in `home` and kills it with SIGKILL after `after`, whether it is still
+/// recovering, binding its port or already serving; waits until it is gone. Returns whether it
+/// was still running when the signal came (not, when it had failed on its own).
+pub fn start_and_kill_after(home: &Path, extra: &[&str], after: std::time::Duration) -> bool {
+    let mut child = atoma()
+        .args(["--json", "start", "--rpc-addr", "127.0.0.1:0"])
+        .args(extra)
+        .env("ATOMA_HOME", home)
+        .env_remove("ATOMA_RPC")
+        .env_remove("ATOMA_AS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("atoma start runs");
+    std::thread::sleep(after);
+    let running = child.try_wait().expect("the node's status").is_none();
+    if running {
+        child.kill().expect("SIGKILL the node");
+    }
+    child.wait().expect("the node is reaped");
+    running
+}
+
 impl Drop for Network {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
