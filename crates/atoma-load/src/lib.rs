@@ -34,6 +34,10 @@
 //!   [`LoadConfig::retry_for`], and counted in [`Report::retries_by_name`]; a transaction that
 //!   never executes is an error ([`Report::errors_by_name`]); one the contract refused is a
 //!   failure ([`Report::failures_by_name`]) — it is on the chain and consumed its nonce.
+//! - **Connections**: over WebSocket each client holds one connection and the run one more, so
+//!   with the server's default limit of 128 at most 127 clients (a connection refused as busy is
+//!   retried for [`LoadConfig::retry_for`]). Over HTTP every request in flight holds a connection:
+//!   beyond the limit requests get HTTP 429 and are retried.
 //! - **Latency** runs from a transaction's first send to its answer, which the server gives after
 //!   the block is durably committed; retries are included. Percentiles come from a [`Histogram`]
 //!   with 1.6% resolution.
