@@ -5,6 +5,9 @@
 //!   pipelining nonces through `ChainHandle::enqueue_batch`, every outcome awaited — as a fraction
 //!   of batched ed25519 verification on one thread (`ed25519/verify_batch/1024`), next to the
 //!   fsync rate (`disk/fsync`);
+//! - `chain/submit_concurrent`: the same transfers through `ChainHandle::submit` from 1,000
+//!   concurrent clients, each awaiting its acknowledgement before sending its next (the RPC
+//!   server's path: the chain's verifier thread batches whatever is waiting);
 //! - `chain/submit_idle`: one `submit` at a time on an idle chain; p50 and p99 in fsyncs;
 //! - `chain/recover`: reopening a chain whose blocks all lie past its last snapshot; transactions
 //!   replayed per second.
@@ -69,6 +72,17 @@ fn main() {
                 total += pipelined(&runtime, &handle, txs);
                 blocks.0 += handle.chain_info().height - height;
                 blocks.1 += PER_ITERATION;
+            }
+            total
+        })
+    });
+
+    group.bench_function("submit_concurrent", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let txs = load.next_round(&handle);
+                total += concurrent(&runtime, &handle, txs);
             }
             total
         })
@@ -207,6 +221,37 @@ fn pipelined(
     started.elapsed()
 }
 
+/// Submits `txs` (round-robin over the senders) from one task per sender, each awaiting its
+/// acknowledgement before its next; the time until the last acknowledgement.
+fn concurrent(
+    runtime: &tokio::runtime::Runtime,
+    handle: &ChainHandle,
+    txs: Vec<SignedTransaction>,
+) -> Duration {
+    let mut per_sender: Vec<Vec<SignedTransaction>> = (0..SENDERS).map(|_| Vec::new()).collect();
+    for (i, tx) in txs.into_iter().enumerate() {
+        per_sender[i % SENDERS as usize].push(tx);
+    }
+    let started = Instant::now();
+    runtime.block_on(async {
+        let clients: Vec<_> = per_sender
+            .into_iter()
+            .map(|txs| {
+                let handle = handle.clone();
+                tokio::spawn(async move {
+                    for tx in txs {
+                        assert!(handle.submit(tx).await.expect("committed").status.is_success());
+                    }
+                })
+            })
+            .collect();
+        for client in clients {
+            client.await.expect("client");
+        }
+    });
+    started.elapsed()
+}
+
 /// One `submit` on an idle chain, timed.
 fn submit_one(runtime: &tokio::runtime::Runtime, handle: &ChainHandle, load: &mut Load) -> Duration {
     let tx = load.one(handle);
@@ -263,6 +308,14 @@ fn print_summary(blocks: (u64, u64), latencies: &mut [Duration]) {
             show_rate(batched),
             tps / batched
         );
+        if let Some(cores) = support::ed25519_cores_rate(REFERENCE_BATCH) {
+            println!(
+                "  … against batched verify, all cores  | {:>12} | all cores {:>16} | {:.2}",
+                show_rate(tps),
+                show_rate(cores),
+                tps / cores
+            );
+        }
         let (count, txs) = blocks;
         if count > 0 {
             let per_block = txs as f64 / count as f64;
@@ -277,6 +330,15 @@ fn print_summary(blocks: (u64, u64), latencies: &mut [Duration]) {
                 per_block
             );
         }
+    }
+    if let Some(ns) = mean_ns("chain", "submit_concurrent", None) {
+        let tps = rate(PER_ITERATION as usize, ns);
+        println!(
+            "end to end, durable (1,000 submitters) | {:>12} | batched verify {:>11} | {:.2}",
+            show_rate(tps),
+            show_rate(batched),
+            tps / batched
+        );
     }
     latencies.sort();
     if let (Some(p50), Some(p99)) = (percentile(latencies, 50), percentile(latencies, 99)) {

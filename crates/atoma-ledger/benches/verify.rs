@@ -1,5 +1,6 @@
 //! ed25519 verification on this machine: one `verify_strict` at a time, and
-//! `ed25519_dalek::verify_batch` at 64, 256 and 1024 signatures, on one thread. Prints the rates
+//! `ed25519_dalek::verify_batch` at 64, 256 and 1024 signatures, on one thread, and 1024 split
+//! over every core. Prints the rates
 //! and the batch/single speed-up measured in this run.
 //!
 //! `cargo bench -p atoma-ledger --bench verify`
@@ -20,7 +21,7 @@ fn main() {
 
 fn print_summary() {
     support::print_machine(&support::bench_root());
-    println!("\nverification (one thread) | signatures/s | vs verify_strict");
+    println!("\nverification              | signatures/s | vs verify_strict");
     println!("------------------------- | ------------ | ----------------");
     let Some((single, _)) = ed25519_rates(BATCH_SIZES[0]) else { return };
     println!("{:<25} | {:>12} | {:>15.2}x", "verify_strict", show_rate(single), 1.0);
@@ -29,5 +30,10 @@ fn print_summary() {
             let name = format!("verify_batch({n})");
             println!("{name:<25} | {:>12} | {:>15.2}x", show_rate(batched), batched / single);
         }
+    }
+    let largest = BATCH_SIZES[BATCH_SIZES.len() - 1];
+    if let Some(cores) = support::ed25519_cores_rate(largest) {
+        let name = format!("verify_batch({largest}), all cores");
+        println!("{name:<25} | {:>12} | {:>15.2}x", show_rate(cores), cores / single);
     }
 }

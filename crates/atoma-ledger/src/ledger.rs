@@ -305,10 +305,13 @@ impl Ledger {
         let succeeded = effects.outcomes.iter().filter(|o| o.status.is_success()).count() as u64;
         let failed = effects.outcomes.len() as u64 - succeeded;
         let mut events = 0u64;
+        let subscribed = self.events.receiver_count() > 0;
         for event in effects.outcomes.iter().flat_map(|o| &o.events) {
             events += 1;
-            // No subscriber is not an error.
-            let _ = self.events.send(event.clone());
+            if subscribed {
+                // A subscriber that went away since is not an error.
+                let _ = self.events.send(event.clone());
+            }
         }
         self.metrics.block_applied(effects.header.height, succeeded, failed, events);
     }

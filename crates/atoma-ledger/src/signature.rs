@@ -266,6 +266,7 @@ mod tests {
     #[test]
     fn honest_signatures_hold_alone_and_in_batches() {
         let checks = honest(40);
+        assert!(batch_holds(&checks), "the fast path holds for honest signatures");
         assert!(checks.iter().all(SignatureCheck::holds));
         assert!(check_all(&checks).iter().all(|&ok| ok));
         assert!(check_in_chunks(&checks, 16).iter().all(|&ok| ok));

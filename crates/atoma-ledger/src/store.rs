@@ -110,11 +110,25 @@ pub(crate) struct TxRecord {
     pub event_count: u64,
 }
 
-impl TxRecord {
-    fn new(signed: Option<&SignedTransaction>, outcome: &TxOutcome) -> Self {
-        TxRecord {
-            signed: signed.cloned(),
-            sender: outcome.sender,
+/// A [`TxRecord`] written from borrowed parts, without copying the signed transaction: the same
+/// fields in the same order, so the same BCS (serde encodes `Option<&T>` like `Option<T>`).
+#[derive(Serialize)]
+struct TxRecordRef<'a> {
+    signed: Option<&'a SignedTransaction>,
+    sender: &'a Address,
+    height: u64,
+    index: u64,
+    epoch: u64,
+    timestamp_ms: u64,
+    error_code: Option<u64>,
+    event_count: u64,
+}
+
+impl<'a> TxRecordRef<'a> {
+    fn new(signed: Option<&'a SignedTransaction>, outcome: &'a TxOutcome) -> Self {
+        TxRecordRef {
+            signed,
+            sender: &outcome.sender,
             height: outcome.height,
             index: outcome.index,
             epoch: outcome.epoch,
@@ -123,7 +137,9 @@ impl TxRecord {
             event_count: outcome.events.len() as u64,
         }
     }
+}
 
+impl TxRecord {
     pub fn status(&self) -> Result<TxStatus, LedgerError> {
         let Some(code) = self.error_code else { return Ok(TxStatus::Success) };
         ContractError::ALL
@@ -578,7 +594,7 @@ fn write_transactions(
     let mut by_type = txn.open_table(EVENTS_BY_TYPE)?;
     let mut key = Vec::new();
     for (signed, outcome) in transactions {
-        let record = encode(&TxRecord::new(*signed, outcome));
+        let record = encode(&TxRecordRef::new(*signed, outcome));
         records.insert(&tx_pos(outcome.height, outcome.index), &record[..])?;
         for event in &outcome.events {
             let pos = pos_key(event.position());
@@ -951,6 +967,33 @@ mod tests {
         assert!(seen[0].iter().flatten().any(|a| a.contains("NodeRegisteredEvent")));
         assert_eq!(seen[1], seen[0], "a batch of 8 answers like writing every block");
         assert_eq!(seen[2], seen[0], "holding every entry answers like writing every block");
+    }
+
+    #[test]
+    fn records_written_from_borrowed_parts_decode_as_records() {
+        let signed = Keypair::test_account(3).sign_call(
+            [1; 32],
+            4,
+            Call::TransferToma { recipient: Address([2; 32]), amount: 5 },
+        );
+        let outcome = TxOutcome {
+            digest: signed.digest(),
+            sender: Address([6; 32]),
+            height: 7,
+            index: 8,
+            epoch: 9,
+            timestamp_ms: 10,
+            status: TxStatus::Failure(ContractError::ALL[3]),
+            events: Vec::new(),
+        };
+        for signed in [Some(&signed), None] {
+            let record: TxRecord =
+                decode_stored(&encode(&TxRecordRef::new(signed, &outcome)), "a record").unwrap();
+            assert_eq!(record.signed.as_ref(), signed);
+            assert_eq!((record.sender, record.height, record.index), (outcome.sender, 7, 8));
+            assert_eq!((record.epoch, record.timestamp_ms, record.event_count), (9, 10, 0));
+            assert_eq!(record.status().unwrap(), outcome.status);
+        }
     }
 
     #[test]

@@ -134,13 +134,18 @@ impl Triples {
 
     /// `verify_batch` over the first `n`.
     pub fn verify_batch(&self, n: usize) -> bool {
-        let messages: Vec<&[u8]> = self.messages[..n].iter().map(|m| &m[..]).collect();
-        ed25519_dalek::verify_batch(&messages, &self.signatures[..n], &self.keys[..n]).is_ok()
+        self.verify_range(0, n)
+    }
+
+    /// `verify_batch` over `start..end`.
+    pub fn verify_range(&self, start: usize, end: usize) -> bool {
+        let messages: Vec<&[u8]> = self.messages[start..end].iter().map(|m| &m[..]).collect();
+        ed25519_dalek::verify_batch(&messages, &self.signatures[start..end], &self.keys[start..end]).is_ok()
     }
 }
 
-/// The reference group `ed25519`: one `verify_strict`, and `verify_batch` at [`BATCH_SIZES`],
-/// on one thread.
+/// The reference group `ed25519`: one `verify_strict`, and `verify_batch` at `sizes` on one
+/// thread; and `verify_batch_cores` at the largest size, split evenly over every core.
 pub fn bench_ed25519(group: &mut BenchmarkGroup<'_, WallTime>, sizes: &[usize]) {
     let max = sizes.iter().copied().max().unwrap_or(1);
     let triples = Triples::of(&signed_transfers(max));
@@ -159,6 +164,23 @@ pub fn bench_ed25519(group: &mut BenchmarkGroup<'_, WallTime>, sizes: &[usize]) 
             b.iter(|| assert!(triples.verify_batch(n)))
         });
     }
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    group.throughput(Throughput::Elements(max as u64));
+    group.bench_with_input(BenchmarkId::new("verify_batch_cores", max), &max, |b, &n| {
+        b.iter(|| {
+            let share = n.div_ceil(cores);
+            std::thread::scope(|s| {
+                let parts: Vec<_> = (0..n)
+                    .step_by(share)
+                    .map(|start| {
+                        let triples = &triples;
+                        s.spawn(move || triples.verify_range(start, (start + share).min(n)))
+                    })
+                    .collect();
+                assert!(parts.into_iter().all(|p| p.join().expect("verifier")));
+            })
+        })
+    });
 }
 
 /// Single-signature and batched verification rates of this run: `(single, batched at n)`.
@@ -166,6 +188,11 @@ pub fn ed25519_rates(n: usize) -> Option<(f64, f64)> {
     let single = mean_ns("ed25519", "verify_strict", None)?;
     let batch = mean_ns("ed25519", "verify_batch", Some(n))?;
     Some((rate(1, single), rate(n, batch)))
+}
+
+/// Batched verification of `n` signatures split over every core, per second, in this run.
+pub fn ed25519_cores_rate(n: usize) -> Option<f64> {
+    Some(rate(n, mean_ns("ed25519", "verify_batch_cores", Some(n))?))
 }
 
 /// A preallocated file in which [`Fsync::write_and_sync`] overwrites one page and syncs it.
