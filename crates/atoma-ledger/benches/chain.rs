@@ -60,6 +60,7 @@ fn main() {
     let (handle, task) = open_chain(&dir.path().join("pipelined"), LedgerOptions::default());
     let mut load = Load::new(&handle);
     let mut blocks = (0u64, 0u64);
+    let mut cpu = (0.0f64, 0u64);
     slow(&mut group, 10, 20);
     group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(PER_ITERATION));
@@ -69,7 +70,10 @@ fn main() {
             for _ in 0..iters {
                 let txs = load.next_round(&handle);
                 let height = handle.chain_info().height;
+                let cpu_before = support::cpu_seconds("self");
                 total += pipelined(&runtime, &handle, txs);
+                cpu.0 += support::cpu_seconds("self") - cpu_before;
+                cpu.1 += PER_ITERATION;
                 blocks.0 += handle.chain_info().height - height;
                 blocks.1 += PER_ITERATION;
             }
@@ -125,6 +129,7 @@ fn main() {
     criterion.final_summary();
     support::print_machine(dir.path());
     print_summary(blocks, &mut latencies);
+    print_cpu(cpu);
 }
 
 fn open_chain(dir: &Path, ledger: LedgerOptions) -> (ChainHandle, ChainTask) {
@@ -361,6 +366,24 @@ fn print_summary(blocks: (u64, u64), latencies: &mut [Duration]) {
             tps / 200_000.0
         );
     }
+}
+
+/// The end-to-end figure in CPU time, which other work on the machine does not change: CPU
+/// seconds of the whole process (admission, verification, the producer, commits) per pipelined
+/// transaction, against one thread's CPU time per batched signature.
+fn print_cpu((seconds, transactions): (f64, u64)) {
+    if transactions == 0 {
+        return;
+    }
+    let per_tx = seconds / transactions as f64 * 1e9;
+    let per_signature = support::batch_cpu_per_signature(REFERENCE_BATCH) * 1e9;
+    println!(
+        "CPU per transaction, end to end        | {:>12} | batched verify {:>11} | {:.2}",
+        show_ns(per_tx),
+        show_ns(per_signature),
+        per_signature / per_tx
+    );
+    println!("(CPU ratio = the throughput ratio with both on the same, otherwise idle, single core)");
 }
 
 fn percentile(sorted: &[Duration], p: usize) -> Option<Duration> {

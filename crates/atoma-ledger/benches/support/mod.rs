@@ -239,3 +239,27 @@ pub fn slow(group: &mut BenchmarkGroup<'_, WallTime>, samples: usize, seconds: u
     group.warm_up_time(Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(seconds));
 }
+
+/// CPU seconds used so far (user + system) by this process (`"self"`) or this thread
+/// (`"thread-self"`), from `/proc/<which>/stat`; Linux counts them in ticks of 1/100 s.
+pub fn cpu_seconds(which: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{which}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and
+    // 13th.
+    let after_name = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<f64> = after_name.split_whitespace().map(|f| f.parse().unwrap_or(0.0)).collect();
+    (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / 100.0
+}
+
+/// CPU time per signature of `verify_batch` over `n`, on this thread, over enough rounds for the
+/// tick count to be precise.
+pub fn batch_cpu_per_signature(n: usize) -> f64 {
+    let triples = Triples::of(&signed_transfers(n));
+    let started = cpu_seconds("thread-self");
+    let mut rounds = 0;
+    while cpu_seconds("thread-self") - started < 1.0 {
+        assert!(triples.verify_batch(n));
+        rounds += 1;
+    }
+    (cpu_seconds("thread-self") - started) / (rounds * n) as f64
+}
