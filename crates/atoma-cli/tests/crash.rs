@@ -89,6 +89,61 @@ async fn acknowledged_transactions_survive_sigkill_and_recovery_is_exact() {
     run.report(started.elapsed());
 }
 
+/// A crash while the first `atoma start` creates the chain's store and genesis must leave a home
+/// that starts: with no genesis yet (a new one is made) or a whole one, with the keys that match.
+///
+/// It does not: a SIGKILL in the few milliseconds in which redb initializes the new
+/// `chain.redb` (`Database::create`) leaves a file without redb's magic number (73,728 bytes,
+/// zeros where the magic goes), and every later `atoma start` on that home fails with
+/// `EStorage: I/O error: Not a redb database: magic number mismatch` until the user deletes the
+/// file or passes `--fresh`. Nothing is lost (there was nothing), but the home is dead and the
+/// error does not say why. The test kills the first start after 0, 1, … 40 ms; with the debug
+/// binary on the (busy) 2-core machine, kills between 2 and 24 ms hit the window, about one in
+/// five. Creating the store under a temporary name and renaming it once the genesis is committed
+/// would close it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "ledger bug: SIGKILL while redb creates chain.redb on the first start leaves a file \
+            without redb's magic number; every later start fails with EStorage 'Not a redb database'"]
+async fn a_crash_while_creating_the_store_leaves_a_home_that_starts() {
+    let mut failures = Vec::new();
+    for after_ms in 0..=40 {
+        let home = tempfile::tempdir().expect("temp home");
+        common::start_and_kill_after(home.path(), &["--accounts", "2"], Duration::from_millis(after_ms));
+        let left = what_a_crash_left(home.path());
+        match Network::try_start(home.path(), &["--accounts", "2"]) {
+            Ok(network) => starts_and_serves(network).await,
+            Err(e) => failures.push(format!("killed after {after_ms} ms ({left}): the next start says {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "homes that no longer start:\n{}", failures.join("\n"));
+}
+
+/// A transfer goes through, the audit holds, and the store replays to its digest.
+async fn starts_and_serves(network: Network) {
+    let client = Client::new(&network.url).expect("a client");
+    let call = Call::TransferToma { recipient: Keypair::test_account(0).address(), amount: 1 };
+    let result = client.sign_and_execute(&Keypair::test_account(1), call).await.expect("a transfer");
+    assert!(result.is_success(), "{:?}", result.error);
+    assert!(client.audit().await.expect("atoma_audit").holds);
+    let home = network.home.clone();
+    network.kill();
+    let ledger = Ledger::open(&home.join(CHAIN_DB_FILE), LedgerOptions::default()).expect("reopens");
+    assert_eq!(ledger.state_digest(), ledger.replay_from_genesis().expect("a replay"));
+}
+
+/// What a killed first start left in `home`.
+fn what_a_crash_left(home: &std::path::Path) -> String {
+    let file = |name: &str| std::fs::metadata(home.join(name)).ok().map(|m| m.len());
+    match (file(CHAIN_DB_FILE), file(KEYSTORE_FILE)) {
+        (None, None) => "nothing".into(),
+        (None, Some(_)) => "keys, no store".into(),
+        (Some(len), keys) => {
+            let keys = if keys.is_some() { "keys and " } else { "no keys, " };
+            format!("{keys}a {len}-byte chain.redb")
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Settings and randomness
 

@@ -120,6 +120,46 @@ impl Network {
 }
 
 impl Network {
+    /// Like [`Network::start`], but a node that exits instead of printing its banner (`--json`
+    /// prints a `{"error": …}` document then) is an `Err` with what it printed, not a panic.
+    pub fn try_start(home: &Path, extra: &[&str]) -> Result<Network, String> {
+        let mut child = atoma()
+            .args(["--json", "start", "--rpc-addr", "127.0.0.1:0"])
+            .args(extra)
+            .env("ATOMA_HOME", home)
+            .env_remove("ATOMA_RPC")
+            .env_remove("ATOMA_AS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("atoma start runs");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read the banner");
+        let banner: Option<Value> = serde_json::from_str(&line).ok();
+        match banner.as_ref().and_then(|b| b["rpcUrl"].as_str()) {
+            Some(url) => {
+                let url = url.to_string();
+                let banner = banner.expect("parsed");
+                Ok(Network {
+                    child: Some(child),
+                    _stdout: Some(stdout),
+                    home: home.to_path_buf(),
+                    url,
+                    banner,
+                })
+            }
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let mut err = String::new();
+                let _ = child.stderr.take().map(|mut s| s.read_to_string(&mut err));
+                Err(format!("{}{err}", line.trim_end()))
+            }
+        }
+    }
+
     /// Kills the process with SIGKILL (`Child::kill` on Unix) — a crash: no shutdown, no flush —
     /// and waits until it is gone, so that nothing holds its files open any more.
     pub fn kill(mut self) {
