@@ -1144,13 +1144,13 @@ impl Run {
 
     fn progress(&self, round: usize, traffic: &Traffic, committed: &BTreeSet<Digest>, elapsed: Duration) {
         eprintln!(
-            "crash {round}/{}: {} acknowledged, {} in flight ({} committed); tip {}, snapshots {:?}; {:.1}s",
+            "crash {round}/{}: {} acknowledged, {} in flight ({} committed); tip {}, newest snapshot {:?}; {:.1}s",
             self.settings.rounds,
             traffic.acked.len(),
             traffic.unacked.len(),
             traffic.unacked.iter().filter(|s| committed.contains(&s.digest)).count(),
             self.disk_tip,
-            self.figures.snapshots,
+            self.figures.snapshots.last(),
             elapsed.as_secs_f64(),
         );
     }
