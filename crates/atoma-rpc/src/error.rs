@@ -7,7 +7,7 @@
 //! | code | constant | when | `data` |
 //! |---|---|---|---|
 //! | -32700 | [`codes::PARSE_ERROR`] | the body is not JSON, or is JSON but not a request object (jsonrpsee reads both alike) | — |
-//! | -32600 | [`codes::INVALID_REQUEST`] | a malformed batch | — |
+//! | -32600 | [`codes::INVALID_REQUEST`] | a malformed batch; a request body that did not arrive within [`crate::RpcConfig::request_body_timeout`] (HTTP 408) | — / `ERequestBodyTimeout` |
 //! | -32601 | [`codes::METHOD_NOT_FOUND`] | no such method | — |
 //! | -32602 | [`codes::INVALID_PARAMS`] | a parameter is missing, unknown, extra or of the wrong type; the message names it | `EInvalidCursor` for an unknown cursor |
 //! | -32601 | [`codes::METHOD_NOT_FOUND`] | `atoma_subscribeEvents` / `atoma_unsubscribeEvents` over plain HTTP (they need a WebSocket) | `ESubscriptionNeedsWebSocket` |
@@ -77,6 +77,8 @@ pub enum RpcErrorName {
     EBlockNotFound,
     /// Subscriptions live on a WebSocket connection; plain HTTP has nowhere to push events.
     ESubscriptionNeedsWebSocket,
+    /// The request's body did not arrive whole within [`crate::RpcConfig::request_body_timeout`].
+    ERequestBodyTimeout,
 }
 
 impl RpcErrorName {
@@ -86,6 +88,7 @@ impl RpcErrorName {
             RpcErrorName::ETransactionNotFound => "ETransactionNotFound",
             RpcErrorName::EBlockNotFound => "EBlockNotFound",
             RpcErrorName::ESubscriptionNeedsWebSocket => "ESubscriptionNeedsWebSocket",
+            RpcErrorName::ERequestBodyTimeout => "ERequestBodyTimeout",
         }
     }
 
@@ -96,6 +99,7 @@ impl RpcErrorName {
                 RpcErrorName::ETransactionNotFound => 0,
                 RpcErrorName::EBlockNotFound => 1,
                 RpcErrorName::ESubscriptionNeedsWebSocket => 2,
+                RpcErrorName::ERequestBodyTimeout => 3,
             }
     }
 
@@ -106,6 +110,9 @@ impl RpcErrorName {
             RpcErrorName::EBlockNotFound => "no block has this height",
             RpcErrorName::ESubscriptionNeedsWebSocket => {
                 "subscriptions need a WebSocket connection (ws://…); plain HTTP cannot push events"
+            }
+            RpcErrorName::ERequestBodyTimeout => {
+                "the request body did not arrive in time; the connection is closed"
             }
         }
     }
@@ -146,6 +153,11 @@ impl RpcError {
     /// A not-found error of the RPC's own.
     pub fn not_found_rpc(name: RpcErrorName) -> Self {
         Self::named(codes::NOT_FOUND, name.view())
+    }
+
+    /// One of the RPC's own named errors, under the JSON-RPC `code`.
+    pub fn named_rpc(code: i32, name: RpcErrorName) -> Self {
+        Self::named(code, name.view())
     }
 
     fn named(code: i32, view: ErrorView) -> Self {
@@ -203,7 +215,12 @@ mod tests {
 
     #[test]
     fn rpc_names_do_not_collide_with_the_ledger_or_the_contract() {
-        for name in [RpcErrorName::ETransactionNotFound, RpcErrorName::EBlockNotFound] {
+        for name in [
+            RpcErrorName::ETransactionNotFound,
+            RpcErrorName::EBlockNotFound,
+            RpcErrorName::ESubscriptionNeedsWebSocket,
+            RpcErrorName::ERequestBodyTimeout,
+        ] {
             assert!(name.code() >= RPC_ERROR_CODE_BASE && name.code() < RPC_ERROR_CODE_BASE + 1000);
             assert!(ContractError::from_name(name.name()).is_none());
         }

@@ -29,6 +29,7 @@
 
 #![deny(missing_docs)]
 
+mod body;
 pub mod client;
 pub mod error;
 mod http;

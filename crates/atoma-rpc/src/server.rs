@@ -1,18 +1,22 @@
 //! Starting and stopping the server: [`serve`], [`RpcConfig`], [`RpcServerHandle`].
 //!
 //! One jsonrpsee server answers JSON-RPC over HTTP `POST` and over WebSocket on the same port,
-//! and a small tower layer in front of it answers `GET /health` and `GET /metrics`
-//! (`http.rs`). Everything that comes from outside is bounded here: request and response
-//! sizes, connections, subscriptions per connection and batch lengths; page sizes, the faucet and
-//! clock moves are bounded by the methods.
+//! and small tower layers in front of it answer `GET /health` and `GET /metrics` (`http.rs`)
+//! and read request bodies whole within a deadline (`body.rs`). Everything that comes from
+//! outside is bounded here: request and response sizes, connections, subscriptions per
+//! connection, batch lengths, and time — for a connection's first request, for a request body,
+//! and for a WebSocket that sends nothing (jsonrpsee's pings); page sizes, the faucet and clock
+//! moves are bounded by the methods.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use atoma_contract::{ObjectId, TOMA};
 use atoma_ledger::ChainHandle;
-use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
+use jsonrpsee::server::{BatchRequestConfig, PingConfig, Server, ServerConfig, ServerHandle};
 
+use crate::body::CompleteBodiesLayer;
 use crate::http::HealthAndMetricsLayer;
 use crate::methods;
 
@@ -22,12 +26,18 @@ pub const DEFAULT_PORT: u16 = 9000;
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u32 = 256 * 1024;
 /// 16 MiB: a page of 1,000 events fits many times over.
 pub const DEFAULT_MAX_RESPONSE_BODY_BYTES: u32 = 16 * 1024 * 1024;
-/// Simultaneous HTTP and WebSocket connections.
+/// Simultaneous HTTP requests and WebSocket connections.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 128;
 /// Live `atoma_subscribeEvents` subscriptions per WebSocket connection.
 pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 16;
 /// Calls in one JSON-RPC batch.
 pub const DEFAULT_MAX_BATCH_LEN: u32 = 32;
+/// 10 s for a new connection to send its first request's headers.
+pub const DEFAULT_FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// 10 s for a request body to arrive whole after its headers: a 256 KiB body at 256 kbit/s.
+pub const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// 60 s in which a WebSocket sends no frame at all (no message, no pong) closes it.
+pub const DEFAULT_WS_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// What `atoma_faucet` sends when no amount is named: 1,000 TOMA.
 pub const DEFAULT_FAUCET_AMOUNT: u64 = 1_000 * TOMA;
 /// The most one `atoma_faucet` call sends: 1,000,000 TOMA.
@@ -45,12 +55,30 @@ pub struct RpcConfig {
     pub max_request_body_bytes: u32,
     /// Larger responses get [`crate::codes::OVERSIZED_RESPONSE`] instead.
     pub max_response_body_bytes: u32,
-    /// Connections beyond this are refused.
+    /// Simultaneous HTTP requests (from complete body to answer) and WebSocket connections;
+    /// more are refused with HTTP 429.
     pub max_connections: u32,
     /// More get [`crate::codes::TOO_MANY_SUBSCRIPTIONS`].
     pub max_subscriptions_per_connection: u32,
     /// Longer batches are refused whole.
     pub max_batch_len: u32,
+    /// A new connection that has not sent its first request's headers this long after it was
+    /// accepted is closed. (Such a connection holds no slot of
+    /// [`RpcConfig::max_connections`], only a socket; later requests on a keep-alive connection
+    /// are not timed.)
+    pub first_request_timeout: Duration,
+    /// A JSON-RPC `POST` whose body has not arrived whole this long after its headers is answered
+    /// HTTP 408 with -32600 `ERequestBodyTimeout`, and its connection is closed. Bodies are read
+    /// before the request takes a slot of [`RpcConfig::max_connections`], so a stalled body
+    /// holds none.
+    pub request_body_timeout: Duration,
+    /// A WebSocket is *idle* when the server has received no frame from it — no request, no
+    /// pong — for this long; it is then closed and its slot freed. The server pings every
+    /// WebSocket every half of this, so a live client (whose WebSocket stack answers pings, as
+    /// the protocol requires) is never idle, with or without subscriptions or calls; a peer that
+    /// answers no ping is dropped even with a live subscription, as it cannot be told from a
+    /// dead one. It is closed between this and 1.5 times this after its last frame.
+    pub ws_idle_timeout: Duration,
     /// `atoma_faucet` without an amount sends this many base units.
     pub faucet_default_amount: u64,
     /// `atoma_faucet` refuses larger amounts.
@@ -66,6 +94,9 @@ impl Default for RpcConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
             max_batch_len: DEFAULT_MAX_BATCH_LEN,
+            first_request_timeout: DEFAULT_FIRST_REQUEST_TIMEOUT,
+            request_body_timeout: DEFAULT_REQUEST_BODY_TIMEOUT,
+            ws_idle_timeout: DEFAULT_WS_IDLE_TIMEOUT,
             faucet_default_amount: DEFAULT_FAUCET_AMOUNT,
             faucet_max_amount: DEFAULT_FAUCET_MAX_AMOUNT,
         }
@@ -164,34 +195,53 @@ impl RpcServerHandle {
 ///
 /// # Errors
 /// [`ServeError::Bind`] when the address cannot be bound; [`ServeError::InvalidConfig`] for a
-/// zero limit or a faucet default above its cap.
+/// zero limit or timeout, or a faucet default above its cap.
 pub async fn serve(chain: ChainHandle, config: RpcConfig) -> Result<RpcServerHandle, ServeError> {
     validate(&config)?;
+    let bind_error = |source| ServeError::Bind { addr: config.listen_addr, source };
     let metrics = Arc::new(crate::http::RpcMetrics::default());
     let package_id = chain.chain_info().package_id;
     let context =
         Context { chain: chain.clone(), package_id, config: config.clone(), metrics: Arc::clone(&metrics) };
     let module = methods::module(context).map_err(|e| ServeError::Register(e.to_string()))?;
-    let server_config = ServerConfig::builder()
+    // Outermost first: `/health` and `/metrics` need no body; bodies are read whole before
+    // jsonrpsee takes a connection slot for the request.
+    let http = tower::ServiceBuilder::new()
+        .layer(HealthAndMetricsLayer::new(chain, metrics))
+        .layer(CompleteBodiesLayer::new(config.request_body_timeout, config.max_request_body_bytes));
+    let rpc = jsonrpsee::core::middleware::RpcServiceBuilder::new()
+        .layer_fn(crate::middleware::NameHttpSubscriptions);
+    let server = Server::builder()
+        .set_config(server_config(&config))
+        .set_http_middleware(http)
+        .set_rpc_middleware(rpc)
+        .build(config.listen_addr)
+        .await
+        .map_err(bind_error)?;
+    let addr = server.local_addr().map_err(bind_error)?;
+    let handle = server.start(module);
+    Ok(RpcServerHandle { addr, handle })
+}
+
+fn server_config(config: &RpcConfig) -> ServerConfig {
+    ServerConfig::builder()
         .max_request_body_size(config.max_request_body_bytes)
         .max_response_body_size(config.max_response_body_bytes)
         .max_connections(config.max_connections)
         .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
         .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch_len))
-        .build();
-    let http = tower::ServiceBuilder::new().layer(HealthAndMetricsLayer::new(chain, metrics));
-    let rpc = jsonrpsee::core::middleware::RpcServiceBuilder::new()
-        .layer_fn(crate::middleware::NameHttpSubscriptions);
-    let server = Server::builder()
-        .set_config(server_config)
-        .set_http_middleware(http)
-        .set_rpc_middleware(rpc)
-        .build(config.listen_addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr: config.listen_addr, source })?;
-    let addr = server.local_addr().map_err(|source| ServeError::Bind { addr: config.listen_addr, source })?;
-    let handle = server.start(module);
-    Ok(RpcServerHandle { addr, handle })
+        .set_first_request_timeout(Some(config.first_request_timeout))
+        // jsonrpsee checks at each ping whether the peer has sent anything (a pong counts) within
+        // the inactive limit; pinging twice per limit leaves a live peer a whole interval to
+        // answer.
+        .enable_ws_ping(
+            PingConfig::new()
+                // tokio refuses a zero interval.
+                .ping_interval((config.ws_idle_timeout / 2).max(Duration::from_nanos(1)))
+                .inactive_limit(config.ws_idle_timeout)
+                .max_failures(1),
+        )
+        .build()
 }
 
 fn validate(config: &RpcConfig) -> Result<(), ServeError> {
@@ -204,6 +254,10 @@ fn validate(config: &RpcConfig) -> Result<(), ServeError> {
         || config.max_batch_len == 0
     {
         return bad("connection, subscription and batch limits must be > 0");
+    }
+    let timeouts = [config.first_request_timeout, config.request_body_timeout, config.ws_idle_timeout];
+    if timeouts.contains(&Duration::ZERO) {
+        return bad("timeouts must be > 0");
     }
     if config.faucet_default_amount == 0 || config.faucet_default_amount > config.faucet_max_amount {
         return bad("the faucet's default amount must be > 0 and at most its cap");

@@ -42,13 +42,21 @@ pub fn chain_config(dir: &Path) -> ChainConfig {
     config
 }
 
+/// The RPC defaults on `127.0.0.1:0`.
+pub fn loopback_rpc() -> RpcConfig {
+    RpcConfig::listening_on(SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
 /// Opens (or reopens) the chain in `dir` with `config` and serves it on `127.0.0.1:0`.
 pub async fn start_with(config: ChainConfig) -> Net {
+    start_serving(config, loopback_rpc()).await
+}
+
+/// Opens (or reopens) the chain with `config` and serves it with `rpc`.
+pub async fn start_serving(config: ChainConfig, rpc: RpcConfig) -> Net {
     let dir = config.data_dir.clone();
     let (chain, task) = Chain::open(config).expect("chain opens");
-    let server = serve(chain.clone(), RpcConfig::listening_on(SocketAddr::from(([127, 0, 0, 1], 0))))
-        .await
-        .expect("serves");
+    let server = serve(chain.clone(), rpc).await.expect("serves");
     let client = Client::new(&server.url()).expect("client");
     let keystore = Keystore::load(&dir.join(KEYSTORE_FILE)).expect("keystore");
     let admin = keystore.keypair(ADMIN_ALIAS).expect("readable").expect("admin key");
