@@ -69,8 +69,9 @@ cargo run --release -- events --follow
   document). Any other failure exits with status 1 and prints `NAME (CODE): message` on stderr,
   or with `--json`
   `{"error": {"name": "ETaskNotFound", "code": 312012017, "message": "no task has this id"}}` on
-  stdout. Numbers: contract errors `312012000 + n`, ledger errors `312013000 + n`, the RPC's
-  not-found errors `312014000 + n`, and the CLI's own `312015000 + n`:
+  stdout. Numbers: contract errors `312012000 + n`, ledger errors `312013000 + n`, the RPC's own
+  errors (not found, subscription over HTTP, request body timeout) `312014000 + n`, and the CLI's
+  own `312015000 + n`:
 
 {cli_errors}
 
