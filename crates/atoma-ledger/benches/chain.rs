@@ -106,8 +106,21 @@ fn main() {
             total
         })
     });
-    // Percentiles need their own samples, taken the same way.
-    latencies = (0..LATENCY_SAMPLES).map(|_| submit_one(&runtime, &handle, &mut load)).collect();
+    // Percentiles need their own samples, taken the same way; with each, the block's apply and
+    // redb commit times as the ledger's metrics report them, to show where the time goes.
+    let mut applies = Vec::with_capacity(LATENCY_SAMPLES);
+    let mut commits = Vec::with_capacity(LATENCY_SAMPLES);
+    let written_before = support::storage_bytes_written();
+    latencies = (0..LATENCY_SAMPLES)
+        .map(|_| {
+            let elapsed = submit_one(&runtime, &handle, &mut load);
+            let metrics = handle.metrics();
+            applies.push(Duration::from_micros(metrics.last_block_latency_us));
+            commits.push(Duration::from_micros(metrics.last_commit_latency_us));
+            elapsed
+        })
+        .collect();
+    let idle_block_bytes = (support::storage_bytes_written() - written_before) / LATENCY_SAMPLES as u64;
     stop(handle, task);
 
     let recovery = recovery_chain(&runtime, &dir.path().join("recovery"));
@@ -128,7 +141,7 @@ fn main() {
     group.finish();
     criterion.final_summary();
     support::print_machine(dir.path());
-    print_summary(blocks, &mut latencies);
+    print_summary(blocks, &mut latencies, [&mut applies, &mut commits], idle_block_bytes);
     print_cpu(cpu);
 }
 
@@ -293,7 +306,12 @@ fn recovery_chain(runtime: &tokio::runtime::Runtime, dir: &Path) -> std::path::P
     dir.join(atoma_ledger::chain::CHAIN_DB_FILE)
 }
 
-fn print_summary(blocks: (u64, u64), latencies: &mut [Duration]) {
+fn print_summary(
+    blocks: (u64, u64),
+    latencies: &mut [Duration],
+    parts: [&mut [Duration]; 2],
+    idle_block_bytes: u64,
+) {
     let (Some((single, batched)), Some(fsync)) = (ed25519_rates(REFERENCE_BATCH), fsync_ns()) else { return };
     let fsync_rate = rate(1, fsync);
     println!(
@@ -356,6 +374,29 @@ fn print_summary(blocks: (u64, u64), latencies: &mut [Duration]) {
                 ns / fsync
             );
         }
+    }
+    let [applies, commits] = parts;
+    applies.sort();
+    commits.sort();
+    let parts = [("block apply+commit", percentile(applies, 50)), ("redb commit", percentile(commits, 50))];
+    for (name, p50) in parts {
+        if let Some(p50) = p50 {
+            let ns = p50.as_nanos() as f64;
+            println!(
+                "  of which {name:<18} p50 | {:>12} | fsync {:>20} | {:.1} fsyncs",
+                show_ns(ns),
+                show_ns(fsync),
+                ns / fsync
+            );
+        }
+    }
+    if idle_block_bytes > 0 {
+        println!(
+            "  bytes written per idle block         | {:>12} | fsync writes {:>13} | {:.1}x",
+            idle_block_bytes,
+            support::FSYNC_BLOCK,
+            idle_block_bytes as f64 / support::FSYNC_BLOCK as f64
+        );
     }
     if let Some(ns) = mean_ns("chain", "recover", None) {
         let tps = rate(RECOVERY_TXS as usize, ns);

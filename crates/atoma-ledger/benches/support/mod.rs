@@ -240,6 +240,17 @@ pub fn slow(group: &mut BenchmarkGroup<'_, WallTime>, samples: usize, seconds: u
     group.measurement_time(Duration::from_secs(seconds));
 }
 
+/// Bytes this process has caused to be written to storage so far (`write_bytes` of
+/// `/proc/self/io`: what reached the block layer, page cache write-back included); 0 where the
+/// kernel does not report it.
+pub fn storage_bytes_written() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines()
+        .find_map(|line| line.strip_prefix("write_bytes:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// CPU seconds used so far (user + system) by this process (`"self"`) or this thread
 /// (`"thread-self"`), from `/proc/<which>/stat`; Linux counts them in ticks of 1/100 s.
 pub fn cpu_seconds(which: &str) -> f64 {
