@@ -7,6 +7,11 @@
 //! and each signature cheaper; an idle chain verifies a lone submission at once. Verification
 //! comes before a nonce is reserved, so a forged transaction can never take its sender's nonce,
 //! and the answer for each transaction is the one [`crate::SignedTransaction::verify`] gives.
+//!
+//! Submissions can reach this queue out of their nonces' order (an RPC server runs the requests
+//! of one connection concurrently), so a submission whose nonce is a little ahead is held for a
+//! while instead of refused ([`crate::Sequencer::admit_or_hold`]); its answer comes when it is
+//! released or refused.
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -20,7 +25,9 @@ use crate::tx::SignedTransaction;
 /// Submissions one verifier pass takes at most.
 pub const MAX_ADMISSION_BATCH: usize = 4096;
 
-type Reply = oneshot::Sender<Result<PendingTransaction, LedgerError>>;
+/// Where a submission's admission result goes.
+pub(crate) type AdmissionReply = oneshot::Sender<Result<PendingTransaction, LedgerError>>;
+type Reply = AdmissionReply;
 
 /// Submissions waiting for the verifier thread.
 pub(crate) struct AdmissionQueue {
@@ -105,10 +112,7 @@ pub(crate) fn run_verifier(queue: &AdmissionQueue, gate: &Gate) {
     while let Some(jobs) = queue.take() {
         let (signed, replies): (Vec<SignedTransaction>, Vec<Reply>) = jobs.into_iter().unzip();
         let verified = verify_transactions(signed, &gate.chain_id());
-        for (result, reply) in gate.admit_all(verified).into_iter().zip(replies) {
-            // A submitter that went away does not withdraw its transaction.
-            let _ = reply.send(result);
-        }
+        gate.admit_submissions(verified.into_iter().zip(replies));
     }
     queue.drain_stopped();
 }

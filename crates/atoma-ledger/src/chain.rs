@@ -6,22 +6,28 @@
 //! whenever transactions arrive (or every `block_time_ms` when set, empty blocks included), and at
 //! once on "advance epoch" / "advance clock". Transaction checks that need no state run on the
 //! caller's task; the nonce check and the mempool bound happen under the mempool's lock, so
-//! concurrent submitters of one sender are ordered consistently.
+//! concurrent submitters of one sender are ordered consistently. A submission whose nonce is a
+//! little ahead is held for [`ChainConfig::nonce_hold_ms`] waiting for the missing ones (see
+//! [`Sequencer::admit_or_hold`]).
+//!
+//! The producer is woken through `Signals`: admissions set one flag however many there are,
+//! and time controls have a short queue of their own, so wake-ups can never crowd a control out.
+//! Between two blocks the producer serves every waiting control.
 //!
 //! [`ChainHandle::submit`] resolves only after the transaction's block was committed to disk
 //! (SPEC §12). Dropping the future does not withdraw the transaction.
 
 use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use atoma_contract::{Address, AtomaDb, Call, ObjectId};
 use tokio::sync::oneshot;
 
-use crate::admission::{AdmissionQueue, run_verifier};
+use crate::admission::{AdmissionQueue, AdmissionReply, run_verifier};
 use crate::batch::verify_transactions;
 use crate::block::{Block, BlockHeader, MAX_BLOCK_TRANSACTIONS};
 use crate::digest::Digest;
@@ -32,7 +38,7 @@ use crate::genesis::{FAUCET_ALIAS, GenesisConfig, LocalKeys, LocalNetworkOptions
 use crate::keystore::{KEYSTORE_FILE, Keystore};
 use crate::ledger::{ApplyOutcome, DryRunOutcome, Ledger, LedgerOptions, TransactionResponse};
 use crate::metrics::MetricsSnapshot;
-use crate::sequencer::Sequencer;
+use crate::sequencer::{Admission, Sequencer};
 use crate::subscription::EventSubscription;
 use crate::tx::{Keypair, SignedTransaction, Transaction, VerifiedTransaction};
 
@@ -42,8 +48,13 @@ pub const CHAIN_DB_FILE: &str = "chain.redb";
 pub const DEFAULT_MEMPOOL_CAPACITY: usize = 10_000;
 /// The longest block time accepted: one day.
 pub const MAX_BLOCK_TIME_MS: u64 = 86_400_000;
-/// Pending control signals (wake-ups, time moves) before requests are refused as busy.
-const SIGNAL_QUEUE: usize = 1024;
+/// Time controls waiting for the producer before more are refused as busy (`EMempoolFull`).
+/// Wake-ups take no place here.
+pub const CONTROL_QUEUE: usize = 64;
+/// How long a submission whose nonce is a little ahead waits for the missing ones by default.
+pub const DEFAULT_NONCE_HOLD_MS: u64 = 1_000;
+/// The longest nonce hold accepted.
+pub const MAX_NONCE_HOLD_MS: u64 = 60_000;
 
 /// How to run a chain.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -63,6 +74,11 @@ pub struct ChainConfig {
     pub mempool_capacity: usize,
     /// Transactions per block, at most [`MAX_BLOCK_TRANSACTIONS`].
     pub max_block_transactions: usize,
+    /// How long a submission ([`ChainHandle::submit`]) whose nonce is up to
+    /// [`crate::sequencer::NONCE_HOLD_WINDOW`] ahead of its sender's next one is held waiting for
+    /// the missing nonces before it is refused with `ENonceFuture`; 0 refuses it at once. At most
+    /// [`MAX_NONCE_HOLD_MS`].
+    pub nonce_hold_ms: u64,
     /// Snapshots and the event buffer.
     pub ledger: LedgerOptions,
 }
@@ -78,6 +94,7 @@ impl ChainConfig {
             block_time_ms: None,
             mempool_capacity: DEFAULT_MEMPOOL_CAPACITY,
             max_block_transactions: MAX_BLOCK_TRANSACTIONS,
+            nonce_hold_ms: DEFAULT_NONCE_HOLD_MS,
             ledger: LedgerOptions::default(),
         }
     }
@@ -92,6 +109,9 @@ impl ChainConfig {
         }
         if self.block_time_ms.is_some_and(|t| !(1..=MAX_BLOCK_TIME_MS).contains(&t)) {
             return bad("the block time must be 1 ms to one day");
+        }
+        if self.nonce_hold_ms > MAX_NONCE_HOLD_MS {
+            return bad("the nonce hold must be at most 60 s");
         }
         Ok(())
     }
@@ -127,21 +147,116 @@ pub struct ChainInfo {
 type TxReply = oneshot::Sender<Result<TxOutcome, LedgerError>>;
 type BlockReply = oneshot::Sender<Result<BlockHeader, LedgerError>>;
 
-/// What the producer thread is asked to do.
-enum Signal {
-    /// Transactions arrived.
-    Wake,
+/// A time control for the producer thread.
+enum Control {
     /// Put the next block in the next epoch, now.
     AdvanceEpoch(BlockReply),
     /// Move the clock forward and make a block, now.
     AdvanceClock(u64, BlockReply),
-    Shutdown,
+}
+
+impl Control {
+    fn refuse(self, error: LedgerError) {
+        let (Control::AdvanceEpoch(reply) | Control::AdvanceClock(_, reply)) = self;
+        let _ = reply.send(Err(error));
+    }
+}
+
+/// How the producer thread is woken: a flag for "transactions arrived" (set by any number of
+/// admissions, taken once), a bounded queue of time controls, and a stop flag.
+struct Signals {
+    state: Mutex<SignalState>,
+    changed: Condvar,
+}
+
+struct SignalState {
+    woken: bool,
+    controls: VecDeque<Control>,
+    stop: bool,
+}
+
+impl Signals {
+    fn new() -> Self {
+        let state = SignalState { woken: false, controls: VecDeque::new(), stop: false };
+        Signals { state: Mutex::new(state), changed: Condvar::new() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SignalState> {
+        // Every statement leaves the state valid; a panic elsewhere cannot break it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Transactions arrived (or a hold began): the producer looks at the mempool again.
+    fn wake(&self) {
+        let mut state = self.lock();
+        if !state.woken {
+            state.woken = true;
+            self.changed.notify_one();
+        }
+    }
+
+    /// Queues a time control.
+    ///
+    /// # Errors
+    /// `EChainStopped` once stopped; `EMempoolFull` when [`CONTROL_QUEUE`] controls wait.
+    fn control(&self, control: Control) -> Result<(), LedgerError> {
+        let mut state = self.lock();
+        if state.stop {
+            return Err(LedgerError::EChainStopped);
+        }
+        if state.controls.len() >= CONTROL_QUEUE {
+            return Err(LedgerError::EMempoolFull);
+        }
+        state.controls.push_back(control);
+        self.changed.notify_one();
+        Ok(())
+    }
+
+    /// Tells the producer to stop; controls still waiting are refused by it.
+    fn stop(&self) {
+        self.lock().stop = true;
+        self.changed.notify_one();
+    }
+
+    /// Waits until woken, a control or the stop arrives, or `deadline` passes; at once when
+    /// `busy`. Returns the waiting controls (and clears the wake-up), or `None` once stopped.
+    fn wait(&self, busy: bool, deadline: Option<Instant>) -> Option<Vec<Control>> {
+        let mut state = self.lock();
+        loop {
+            if state.stop {
+                return None;
+            }
+            if busy || state.woken || !state.controls.is_empty() {
+                break;
+            }
+            state = match deadline {
+                None => self.changed.wait(state).unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.changed.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0
+                }
+            };
+        }
+        state.woken = false;
+        Some(state.controls.drain(..).collect())
+    }
+
+    /// Takes the controls left after the stop.
+    fn take_controls(&self) -> Vec<Control> {
+        self.lock().controls.drain(..).collect()
+    }
 }
 
 /// The mempool and who waits for which transaction.
 struct Pool {
     sequencer: Sequencer,
+    /// Transactions in the mempool, by digest: answered when their block is committed.
     waiters: BTreeMap<Digest, TxReply>,
+    /// Held submissions, by digest: answered when released (admitted) or refused.
+    held: BTreeMap<Digest, AdmissionReply>,
     stopped: bool,
 }
 
@@ -151,7 +266,9 @@ struct Pool {
 pub(crate) struct Gate {
     ledger: Arc<Ledger>,
     pool: Arc<Mutex<Pool>>,
-    signals: SyncSender<Signal>,
+    signals: Arc<Signals>,
+    /// How long a submission with a nonce a little ahead is held; `None` refuses it at once.
+    hold: Option<Duration>,
 }
 
 struct Inner {
@@ -166,9 +283,10 @@ struct Inner {
 }
 
 impl Drop for Inner {
-    /// The last handle is gone: the verifier thread ends, and with it the producer.
+    /// The last handle is gone: the verifier thread and the producer end.
     fn drop(&mut self) {
         self.admission.close();
+        self.gate.signals.stop();
     }
 }
 
@@ -257,15 +375,21 @@ impl Chain {
         // Continue the clock from the last block, so that time moved by `advance_clock` before a
         // restart is not lost while the machine's clock catches up.
         sequencer.set_clock_offset(ledger.tip().timestamp_ms.saturating_sub(now_ms()));
-        let pool = Arc::new(Mutex::new(Pool { sequencer, waiters: BTreeMap::new(), stopped: false }));
-        let (signals, receiver) = std::sync::mpsc::sync_channel(SIGNAL_QUEUE);
+        let pool = Arc::new(Mutex::new(Pool {
+            sequencer,
+            waiters: BTreeMap::new(),
+            held: BTreeMap::new(),
+            stopped: false,
+        }));
+        let signals = Arc::new(Signals::new());
         let producer = Producer {
             ledger: Arc::clone(&ledger),
             pool: Arc::clone(&pool),
-            signals: receiver,
+            signals: Arc::clone(&signals),
             block_time: config.block_time_ms.map(Duration::from_millis),
         };
-        let gate = Gate { ledger: Arc::clone(&ledger), pool: Arc::clone(&pool), signals };
+        let hold = (config.nonce_hold_ms > 0).then(|| Duration::from_millis(config.nonce_hold_ms));
+        let gate = Gate { ledger: Arc::clone(&ledger), pool: Arc::clone(&pool), signals, hold };
         let admission = Arc::new(AdmissionQueue::new(config.mempool_capacity));
         let spawn_error =
             |e: std::io::Error| LedgerError::EIo(format!("cannot start the chain's threads: {e}"));
@@ -330,7 +454,10 @@ impl ChainHandle {
     ///
     /// The transaction is verified on the chain's verifier thread together with every other
     /// submission waiting (signatures in batches, on every core), then admitted; submissions are
-    /// admitted in the order their futures were first polled.
+    /// admitted in the order their futures were first polled. A transaction whose nonce is up to
+    /// [`crate::sequencer::NONCE_HOLD_WINDOW`] ahead of its sender's next nonce is held for
+    /// [`ChainConfig::nonce_hold_ms`] and admitted, in nonce order, as soon as the missing nonces
+    /// are; if they do not come in time (or no room is left to hold it) it gets `ENonceFuture`.
     pub async fn submit(&self, signed: SignedTransaction) -> Result<TxOutcome, LedgerError> {
         let admitted = match self.inner.admission.push(signed) {
             Ok(receiver) => receiver.await.unwrap_or(Err(LedgerError::EChainStopped)),
@@ -343,7 +470,9 @@ impl ChainHandle {
     /// Transactions enqueued one after another are ordered in that order, so a client can
     /// pipeline nonces n, n+1, … and await the outcomes afterwards. The signature is checked on
     /// the caller's thread, one at a time; [`ChainHandle::enqueue_batch`] is several times
-    /// cheaper per transaction.
+    /// cheaper per transaction. The answer is immediate: a nonce ahead is refused at once, not
+    /// held (a transaction that takes the expected nonce still releases the sender's held
+    /// submissions that follow it).
     ///
     /// # Errors
     /// The errors before execution listed on [`ChainHandle::submit`].
@@ -503,11 +632,11 @@ impl ChainHandle {
     /// Makes a block at once in the next epoch, and returns its header.
     ///
     /// # Errors
-    /// `ENotLocalNetwork`; `EMempoolFull` when the producer is swamped; `EChainStopped`;
-    /// `EStorage`.
+    /// `ENotLocalNetwork`; `EMempoolFull` when [`CONTROL_QUEUE`] time controls are already
+    /// waiting (however full the mempool is); `EChainStopped`; `EStorage`.
     pub async fn advance_epoch(&self) -> Result<BlockHeader, LedgerError> {
         self.local_only()?;
-        self.control(Signal::AdvanceEpoch).await
+        self.control(Control::AdvanceEpoch).await
     }
 
     /// Moves the validator's clock forward by `ms` and makes a block at once (which starts the
@@ -517,16 +646,12 @@ impl ChainHandle {
     /// As [`ChainHandle::advance_epoch`].
     pub async fn advance_clock(&self, ms: u64) -> Result<BlockHeader, LedgerError> {
         self.local_only()?;
-        self.control(|reply| Signal::AdvanceClock(ms, reply)).await
+        self.control(|reply| Control::AdvanceClock(ms, reply)).await
     }
 
-    async fn control(&self, signal: impl FnOnce(BlockReply) -> Signal) -> Result<BlockHeader, LedgerError> {
+    async fn control(&self, control: impl FnOnce(BlockReply) -> Control) -> Result<BlockHeader, LedgerError> {
         let (reply, receiver) = oneshot::channel();
-        match self.inner.gate.signals.try_send(signal(reply)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(LedgerError::EMempoolFull),
-            Err(TrySendError::Disconnected(_)) => return Err(LedgerError::EChainStopped),
-        }
+        self.inner.gate.signals.control(control(reply))?;
         receiver.await.map_err(|_| LedgerError::EChainStopped)?
     }
 
@@ -555,12 +680,12 @@ impl ChainHandle {
     }
 
     /// Stops the producer: new requests get `EChainStopped`, and so do transactions still waiting
-    /// in the mempool. Blocks already committed stay. Join the [`ChainTask`] to wait for the end.
+    /// in the mempool or held, and time controls not yet served. Blocks already committed stay.
+    /// Join the [`ChainTask`] to wait for the end.
     pub fn shutdown(&self) {
         lock(&self.inner.pool).stopped = true;
         self.inner.admission.close();
-        // A full queue wakes the producer anyway, and it checks `stopped` after every batch.
-        let _ = self.inner.gate.signals.try_send(Signal::Shutdown);
+        self.inner.gate.signals.stop();
     }
 }
 
@@ -571,7 +696,7 @@ impl Gate {
     }
 
     /// Admits verified transactions in order (each refused one is skipped, later ones still
-    /// try), and wakes the producer once.
+    /// try), and wakes the producer once. Nothing is held: a nonce ahead is refused at once.
     pub(crate) fn admit_all(
         &self,
         verified: Vec<Result<VerifiedTransaction, LedgerError>>,
@@ -590,6 +715,39 @@ impl Gate {
         results
     }
 
+    /// Admits verified submissions in order and answers each on its reply, holding those whose
+    /// nonce is a little ahead (their reply is kept until they are released or refused); wakes
+    /// the producer once.
+    pub(crate) fn admit_submissions(
+        &self,
+        submissions: impl IntoIterator<Item = (Result<VerifiedTransaction, LedgerError>, AdmissionReply)>,
+    ) {
+        {
+            let mut pool = lock(&self.pool);
+            let hold_until = self.hold.map(|hold| Instant::now() + hold);
+            for (verified, reply) in submissions {
+                let admitted = match verified {
+                    Err(error) => Err(error),
+                    Ok(_) if pool.stopped => Err(LedgerError::EChainStopped),
+                    Ok(tx) => {
+                        let digest = tx.digest();
+                        match self.admit_or_hold(&mut pool, tx, hold_until) {
+                            Ok(Some(pending)) => Ok(pending),
+                            Ok(None) => {
+                                pool.held.insert(digest, reply);
+                                continue;
+                            }
+                            Err(error) => Err(error),
+                        }
+                    }
+                };
+                // A submitter that went away does not withdraw its transaction.
+                let _ = reply.send(admitted);
+            }
+        }
+        self.wake();
+    }
+
     /// Admits one verified transaction for the sender's expected nonce; the pool is locked.
     fn admit_locked(
         &self,
@@ -598,16 +756,73 @@ impl Gate {
     ) -> Result<PendingTransaction, LedgerError> {
         let digest = tx.digest();
         let applied_next = self.ledger.next_nonce(&tx.sender());
-        pool.sequencer.admit(tx, applied_next)?;
-        let (sender, receiver) = oneshot::channel();
-        pool.waiters.insert(digest, sender);
-        self.ledger.metrics().set_mempool(pool.sequencer.mempool_len());
-        Ok(PendingTransaction { digest, receiver })
+        let released = pool.sequencer.admit_releasing(tx, applied_next)?;
+        Ok(self.queued(pool, digest, released))
+    }
+
+    /// Admits (`Some`) or holds until `hold_until` (`None`) one verified transaction; the pool is
+    /// locked. Without `hold_until`, as [`Gate::admit_locked`].
+    fn admit_or_hold(
+        &self,
+        pool: &mut Pool,
+        tx: VerifiedTransaction,
+        hold_until: Option<Instant>,
+    ) -> Result<Option<PendingTransaction>, LedgerError> {
+        let Some(hold_until) = hold_until else { return self.admit_locked(pool, tx).map(Some) };
+        let digest = tx.digest();
+        let applied_next = self.ledger.next_nonce(&tx.sender());
+        match pool.sequencer.admit_or_hold(tx, applied_next, hold_until)? {
+            Admission::Queued(released) => Ok(Some(self.queued(pool, digest, released))),
+            Admission::Held => {
+                self.ledger.metrics().set_mempool(pool.sequencer.len());
+                Ok(None)
+            }
+        }
+    }
+
+    /// A transaction entered the mempool, followed by the held ones it `released`: registers
+    /// their waiters and answers the held ones' submitters.
+    fn queued(
+        &self,
+        pool: &mut Pool,
+        digest: Digest,
+        released: Vec<VerifiedTransaction>,
+    ) -> PendingTransaction {
+        for tx in released {
+            let pending = pool.wait_for(tx.digest());
+            if let Some(reply) = pool.held.remove(&tx.digest()) {
+                // A submitter that went away does not withdraw its transaction.
+                let _ = reply.send(Ok(pending));
+            }
+        }
+        self.ledger.metrics().set_mempool(pool.sequencer.len());
+        pool.wait_for(digest)
     }
 
     fn wake(&self) {
-        // A full queue already holds a wake-up.
-        let _ = self.signals.try_send(Signal::Wake);
+        self.signals.wake();
+    }
+}
+
+impl Pool {
+    /// Registers a waiter for a transaction now in the mempool.
+    fn wait_for(&mut self, digest: Digest) -> PendingTransaction {
+        let (sender, receiver) = oneshot::channel();
+        self.waiters.insert(digest, sender);
+        PendingTransaction { digest, receiver }
+    }
+
+    /// Answers every waiter and held submission in `dropped` with `error`.
+    fn refuse(&mut self, dropped: &[VerifiedTransaction], error: &LedgerError) {
+        for tx in dropped {
+            let digest = tx.digest();
+            if let Some(waiter) = self.waiters.remove(&digest) {
+                let _ = waiter.send(Err(error.clone()));
+            }
+            if let Some(reply) = self.held.remove(&digest) {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
     }
 }
 
@@ -615,88 +830,80 @@ impl Gate {
 struct Producer {
     ledger: Arc<Ledger>,
     pool: Arc<Mutex<Pool>>,
-    signals: Receiver<Signal>,
+    signals: Arc<Signals>,
     block_time: Option<Duration>,
 }
 
-/// What waiting for a signal gave.
-enum Waited {
-    Signal(Signal),
-    Idle,
-    Closed,
-}
-
 impl Producer {
+    /// Makes blocks until stopped. Each turn serves every waiting time control (each makes a
+    /// block at once), refuses held transactions whose time ran out, and then makes at most one
+    /// block: so under sustained load a control waits for one block at most.
     fn run(self) {
         let mut next_tick = self.block_time.map(|t| Instant::now() + t);
         loop {
-            let first = match self.wait(next_tick) {
-                Waited::Signal(signal) => Some(signal),
-                Waited::Idle => None,
-                Waited::Closed => break,
+            let (ready, next_expiry) = {
+                let pool = lock(&self.pool);
+                (pool.sequencer.mempool_len() > 0, pool.sequencer.next_expiry())
             };
-            let signals = first.into_iter().chain(std::iter::from_fn(|| self.signals.try_recv().ok()));
-            if !self.handle_signals(signals) || lock(&self.pool).stopped {
+            let busy = ready && self.block_time.is_none();
+            let deadline = match (next_tick, next_expiry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let Some(controls) = self.signals.wait(busy, deadline) else { break };
+            for control in controls {
+                self.serve(control);
+            }
+            if lock(&self.pool).stopped {
                 break;
             }
+            self.expire_held();
             match (next_tick, self.block_time) {
                 (Some(tick), Some(period)) if Instant::now() >= tick => {
                     let _ = self.produce();
                     next_tick = Some(Instant::now() + period);
                 }
-                (None, _) => self.drain_mempool(),
+                (None, _) if self.mempool_len() > 0 => {
+                    let _ = self.produce();
+                }
                 _ => {}
             }
         }
         self.stop();
     }
 
-    /// Blocks until a signal, a tick, or (with work waiting and no block time) not at all.
-    fn wait(&self, next_tick: Option<Instant>) -> Waited {
-        let outcome = match next_tick {
-            Some(tick) => self.signals.recv_timeout(tick.saturating_duration_since(Instant::now())),
-            None if self.mempool_len() > 0 => self.signals.try_recv().map_err(|e| match e {
-                TryRecvError::Empty => RecvTimeoutError::Timeout,
-                TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-            }),
-            None => self.signals.recv().map_err(|_| RecvTimeoutError::Disconnected),
+    /// Makes the block a time control asks for and answers it.
+    fn serve(&self, control: Control) {
+        let reply = match control {
+            Control::AdvanceEpoch(reply) => {
+                lock(&self.pool).sequencer.force_next_epoch();
+                reply
+            }
+            Control::AdvanceClock(ms, reply) => {
+                lock(&self.pool).sequencer.advance_clock(ms);
+                reply
+            }
         };
-        match outcome {
-            Ok(signal) => Waited::Signal(signal),
-            Err(RecvTimeoutError::Timeout) => Waited::Idle,
-            Err(RecvTimeoutError::Disconnected) => Waited::Closed,
-        }
+        let _ = reply.send(self.produce());
     }
 
-    /// Handles signals in order; `false` on shutdown.
-    fn handle_signals(&self, signals: impl Iterator<Item = Signal>) -> bool {
-        for signal in signals {
-            match signal {
-                Signal::Wake => {}
-                Signal::AdvanceEpoch(reply) => {
-                    lock(&self.pool).sequencer.force_next_epoch();
-                    let _ = reply.send(self.produce());
-                }
-                Signal::AdvanceClock(ms, reply) => {
-                    lock(&self.pool).sequencer.advance_clock(ms);
-                    let _ = reply.send(self.produce());
-                }
-                Signal::Shutdown => return false,
+    /// Refuses the held transactions whose time ran out with `ENonceFuture`.
+    fn expire_held(&self) {
+        let mut pool = lock(&self.pool);
+        let expired = pool.sequencer.expire_held(Instant::now(), |sender| self.ledger.next_nonce(sender));
+        if expired.is_empty() {
+            return;
+        }
+        for (tx, error) in expired {
+            if let Some(reply) = pool.held.remove(&tx.digest()) {
+                let _ = reply.send(Err(error));
             }
         }
-        true
+        self.ledger.metrics().set_mempool(pool.sequencer.len());
     }
 
     fn mempool_len(&self) -> usize {
         lock(&self.pool).sequencer.mempool_len()
-    }
-
-    fn drain_mempool(&self) {
-        while self.mempool_len() > 0 {
-            if self.produce().is_err() {
-                break;
-            }
-        }
     }
 
     /// Proposes the next block, applies it, and answers its submitters.
@@ -707,7 +914,7 @@ impl Producer {
             let block = pool.sequencer.propose_verified(&tip, now_ms());
             let waiters: Vec<Option<TxReply>> =
                 block.header().tx_digests.iter().map(|d| pool.waiters.remove(d)).collect();
-            self.ledger.metrics().set_mempool(pool.sequencer.mempool_len());
+            self.ledger.metrics().set_mempool(pool.sequencer.len());
             (block, waiters)
         };
         // Admission verified every transaction; the block is not verified again.
@@ -727,30 +934,36 @@ impl Producer {
         }
     }
 
-    /// Answers a failed block's submitters and drops the mempool, whose nonces no longer follow.
+    /// Answers a failed block's submitters and drops the mempool and the held transactions,
+    /// whose nonces no longer follow.
     fn fail(&self, waiters: Vec<Option<TxReply>>, error: &LedgerError) -> Result<BlockHeader, LedgerError> {
         let mut pool = lock(&self.pool);
-        let dropped = pool.sequencer.reset();
-        let later: Vec<TxReply> = dropped.iter().filter_map(|tx| pool.waiters.remove(&tx.digest())).collect();
-        self.ledger.metrics().set_mempool(0);
-        for waiter in waiters.into_iter().flatten().chain(later) {
+        for waiter in waiters.into_iter().flatten() {
             let _ = waiter.send(Err(error.clone()));
         }
+        let dropped = pool.sequencer.reset();
+        pool.refuse(&dropped, error);
+        self.ledger.metrics().set_mempool(0);
         Err(error.clone())
     }
 
-    /// Refuses everything still waiting.
+    /// Refuses everything still waiting: the mempool, held submissions and time controls.
     fn stop(&self) {
-        let mut pool = lock(&self.pool);
-        pool.stopped = true;
-        pool.sequencer.reset();
-        for (_, waiter) in std::mem::take(&mut pool.waiters) {
-            let _ = waiter.send(Err(LedgerError::EChainStopped));
-        }
-        while let Ok(signal) = self.signals.try_recv() {
-            if let Signal::AdvanceEpoch(reply) | Signal::AdvanceClock(_, reply) = signal {
+        {
+            let mut pool = lock(&self.pool);
+            pool.stopped = true;
+            pool.sequencer.reset();
+            for (_, waiter) in std::mem::take(&mut pool.waiters) {
+                let _ = waiter.send(Err(LedgerError::EChainStopped));
+            }
+            for (_, reply) in std::mem::take(&mut pool.held) {
                 let _ = reply.send(Err(LedgerError::EChainStopped));
             }
+            self.ledger.metrics().set_mempool(0);
+        }
+        self.signals.stop();
+        for control in self.signals.take_controls() {
+            control.refuse(LedgerError::EChainStopped);
         }
     }
 }
@@ -763,8 +976,9 @@ mod tests {
     fn configs_out_of_range_are_refused() {
         let good = ChainConfig::local("/nonexistent");
         assert_eq!(good.validate(), Ok(()));
-        let cases: [fn(&mut ChainConfig); 5] = [
+        let cases: [fn(&mut ChainConfig); 6] = [
             |c| c.mempool_capacity = 0,
+            |c| c.nonce_hold_ms = MAX_NONCE_HOLD_MS + 1,
             |c| c.max_block_transactions = 0,
             |c| c.max_block_transactions = MAX_BLOCK_TRANSACTIONS + 1,
             |c| c.block_time_ms = Some(0),

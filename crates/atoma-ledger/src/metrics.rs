@@ -31,7 +31,8 @@ pub struct MetricsSnapshot {
     pub transactions_rejected: u64,
     /// Events written to the log.
     pub events_emitted: u64,
-    /// Transactions waiting to be ordered.
+    /// Transactions waiting to be ordered, those held for a missing nonce included (both count
+    /// toward the mempool's capacity).
     pub mempool_size: u64,
     /// The last block's redb write and commit (fsync), in microseconds.
     pub last_commit_latency_us: u64,

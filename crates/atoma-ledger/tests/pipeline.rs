@@ -208,3 +208,261 @@ async fn a_restart_after_pipelined_load_keeps_every_acknowledged_transaction() {
     assert_eq!(handle.ledger().replay_from_genesis().unwrap(), handle.state_digest());
     stop(handle, task);
 }
+
+/// Holds the state's read lock on a thread of its own until dropped. The producer applies a block
+/// under the write lock, so once it has taken a transaction out of the mempool it waits here.
+struct Stall {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Stall {
+    fn new(handle: &ChainHandle) -> Self {
+        let (holding, held) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let handle = handle.clone();
+        let thread = std::thread::spawn(move || {
+            handle.with_state(|_| {
+                holding.send(()).unwrap();
+                let _ = released.recv();
+            });
+        });
+        held.recv().unwrap();
+        Stall { release: Some(release), thread: Some(thread) }
+    }
+
+    /// Makes the producer take `signed` into a block and wait for the state's lock.
+    async fn block_on(handle: &ChainHandle, signed: SignedTransaction) -> (Self, PendingTransaction) {
+        let stall = Stall::new(handle);
+        let pending = handle.enqueue(signed).unwrap();
+        until(handle, "the producer takes the transaction", |h| h.metrics().mempool_size == 0).await;
+        (stall, pending)
+    }
+}
+
+impl Drop for Stall {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+/// Waits until `condition` holds; a test that waits 30 s for it has failed.
+async fn until(handle: &ChainHandle, what: &str, condition: impl Fn(&ChainHandle) -> bool) {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !condition(handle) {
+        assert!(std::time::Instant::now() < give_up, "waited 30 s for: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// Polls a future once, with a waker that does nothing; it can be awaited afterwards.
+fn poll_once<F: std::future::Future + Unpin>(future: &mut F) -> std::task::Poll<F::Output> {
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    std::pin::Pin::new(future).poll(&mut context)
+}
+
+#[tokio::test]
+async fn time_controls_are_served_however_many_admissions_woke_the_producer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, task) = start(config(dir.path(), 3));
+    let chain = chain_id(&handle);
+    let key = Keypair::test_account(0);
+    let epoch = handle.chain_info().epoch;
+    let (stall, first) = Stall::block_on(&handle, key.sign_call(chain, 0, transfer(Address([1; 32])))).await;
+    // Twice as many admissions, each waking the producer, as the old shared queue had places.
+    let pending: Vec<PendingTransaction> = (1..=2_048)
+        .map(|nonce| handle.enqueue(key.sign_call(chain, nonce, transfer(Address([2; 32])))).unwrap())
+        .collect();
+    let mut controls: Vec<_> = (0..atoma_ledger::chain::CONTROL_QUEUE)
+        .map(|i| {
+            let handle = handle.clone();
+            let control: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> = if i % 2 == 0 {
+                Box::pin(async move { handle.advance_epoch().await })
+            } else {
+                Box::pin(async move { handle.advance_clock(1).await })
+            };
+            control
+        })
+        .collect();
+    for control in &mut controls {
+        assert!(poll_once(control).is_pending(), "a control was answered while the producer is busy");
+    }
+    // Only as many controls as the control queue holds are refused as busy.
+    let mut one_more = Box::pin(handle.advance_epoch());
+    assert_eq!(
+        poll_once(&mut one_more).map(|r| r.map_err(|e| e.name())),
+        std::task::Poll::Ready(Err("EMempoolFull"))
+    );
+    drop((one_more, stall));
+    let mut heights = Vec::new();
+    for control in controls {
+        heights.push(control.await.unwrap().height);
+    }
+    assert!(heights.windows(2).all(|w| w[0] < w[1]), "one block each, in order: {heights:?}");
+    let advanced = atoma_ledger::chain::CONTROL_QUEUE as u64 / 2;
+    assert!(handle.chain_info().epoch >= epoch + advanced, "every advance_epoch started an epoch");
+    assert!(first.outcome().await.unwrap().status.is_success());
+    for p in pending {
+        assert!(p.outcome().await.unwrap().status.is_success());
+    }
+    stop(handle, task);
+}
+
+/// A local network whose submissions with a nonce ahead are held for `hold_ms`.
+fn holding(dir: &std::path::Path, hold_ms: u64) -> ChainConfig {
+    let mut config = config(dir, 4);
+    config.nonce_hold_ms = hold_ms;
+    config
+}
+
+type Submitted = tokio::task::JoinHandle<Result<TxOutcome, atoma_ledger::LedgerError>>;
+
+fn submit_in_background(handle: &ChainHandle, signed: SignedTransaction) -> Submitted {
+    let handle = handle.clone();
+    tokio::spawn(async move { handle.submit(signed).await })
+}
+
+#[tokio::test]
+async fn nonces_that_arrive_out_of_order_are_admitted_in_nonce_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, task) = start(holding(dir.path(), atoma_ledger::chain::MAX_NONCE_HOLD_MS));
+    let chain = chain_id(&handle);
+    let key = Keypair::test_account(0);
+    let sign = |nonce: u64| key.sign_call(chain, nonce, transfer(Address([nonce as u8; 32])));
+    let third = submit_in_background(&handle, sign(3));
+    until(&handle, "nonce 3 is held", |h| h.metrics().mempool_size == 1).await;
+    let second = submit_in_background(&handle, sign(2));
+    until(&handle, "nonce 2 is held", |h| h.metrics().mempool_size == 2).await;
+    // A forgery of the missing nonce is refused and releases nothing.
+    let mut forgery = key.sign_call(chain, 0, transfer(Address([9; 32])));
+    forgery.signature[20] ^= 1;
+    assert_eq!(handle.submit(forgery).await.map_err(|e| e.name()).err(), Some("EBadSignature"));
+    assert_eq!((handle.next_nonce(&key.address()), handle.metrics().mempool_size), (0, 2));
+    let first = handle.submit(sign(0));
+    let (first, one) = tokio::join!(first, async {
+        // Nonce 1 comes after 0 was admitted, through enqueue, which releases 2 and 3.
+        until(&handle, "nonce 0 is admitted", |h| h.next_nonce(&key.address()) >= 1).await;
+        handle.enqueue(sign(1)).unwrap().outcome().await.unwrap()
+    });
+    let outcomes = [first.unwrap(), one, second.await.unwrap().unwrap(), third.await.unwrap().unwrap()];
+    assert!(outcomes.iter().all(|o| o.status.is_success()));
+    let nonce = |o: &TxOutcome| handle.transaction(&o.digest).unwrap().unwrap().transaction.unwrap().nonce;
+    assert_eq!(outcomes.iter().map(nonce).collect::<Vec<u64>>(), [0, 1, 2, 3]);
+    assert!(
+        outcomes.windows(2).all(|w| (w[0].height, w[0].index) < (w[1].height, w[1].index)),
+        "executed in nonce order"
+    );
+    assert_eq!(handle.next_nonce(&key.address()), 4);
+    stop(handle, task);
+}
+
+#[tokio::test]
+async fn a_gap_never_filled_ends_in_enoncefuture_and_takes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, task) = start(holding(dir.path(), 200));
+    let chain = chain_id(&handle);
+    let key = Keypair::test_account(0);
+    let before = handle.state_digest();
+    let refused = handle.submit(key.sign_call(chain, 1, transfer(Address([1; 32])))).await;
+    assert_eq!(
+        refused.map(|o| o.digest),
+        Err(atoma_ledger::LedgerError::ENonceFuture { expected: 0, got: 1 })
+    );
+    assert_eq!((handle.state_digest(), handle.next_nonce(&key.address())), (before, 0));
+    assert_eq!(handle.metrics().mempool_size, 0);
+    assert_eq!(handle.metrics().transactions_rejected, 1);
+    // The refused nonce is free: 0 and then 1 are accepted.
+    for nonce in 0..2 {
+        assert!(
+            handle
+                .submit(key.sign_call(chain, nonce, transfer(Address([2; 32]))))
+                .await
+                .unwrap()
+                .status
+                .is_success()
+        );
+    }
+    stop(handle, task);
+}
+
+#[tokio::test]
+async fn a_nonce_beyond_the_window_or_without_a_hold_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // A hold of a minute: a refusal that waited for it would stall this test for that long.
+    let (handle, task) = start(holding(dir.path(), atoma_ledger::chain::MAX_NONCE_HOLD_MS));
+    let chain = chain_id(&handle);
+    let key = Keypair::test_account(0);
+    let far = atoma_ledger::sequencer::NONCE_HOLD_WINDOW + 1;
+    let refused = handle.submit(key.sign_call(chain, far, transfer(Address([1; 32])))).await;
+    assert_eq!(
+        refused.map(|o| o.digest),
+        Err(atoma_ledger::LedgerError::ENonceFuture { expected: 0, got: far })
+    );
+    let refused = handle.enqueue(key.sign_call(chain, 1, transfer(Address([1; 32]))));
+    assert_eq!(refused.map(|p| p.digest()).map_err(|e| e.name()), Err("ENonceFuture"), "enqueue never holds");
+    assert_eq!(handle.metrics().mempool_size, 0);
+    stop(handle, task);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, task) = start(holding(dir.path(), 0));
+    let refused = handle.submit(key.sign_call(chain_id(&handle), 1, transfer(Address([1; 32])))).await;
+    assert_eq!(
+        refused.map(|o| o.digest).map_err(|e| e.name()),
+        Err("ENonceFuture"),
+        "a hold of 0 holds nothing"
+    );
+    stop(handle, task);
+}
+
+#[tokio::test]
+async fn held_transactions_count_toward_the_mempool_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = holding(dir.path(), atoma_ledger::chain::MAX_NONCE_HOLD_MS);
+    config.mempool_capacity = 4;
+    let (handle, task) = start(config);
+    let chain = chain_id(&handle);
+    let (a, b, c) = (Keypair::test_account(0), Keypair::test_account(1), Keypair::test_account(2));
+    let sign = |key: &Keypair, nonce: u64| key.sign_call(chain, nonce, transfer(Address([7; 32])));
+    let (stall, first) = Stall::block_on(&handle, sign(&c, 0)).await;
+    let held: Vec<Submitted> = (1..=2).map(|nonce| submit_in_background(&handle, sign(&a, nonce))).collect();
+    until(&handle, "two held", |h| h.metrics().mempool_size == 2).await;
+    // At most half the capacity is held: a third is refused at once.
+    let refused = handle.submit(sign(&a, 3)).await.map(|o| o.digest).map_err(|e| e.name());
+    assert_eq!(refused, Err("ENonceFuture"));
+    let queued: Vec<PendingTransaction> =
+        (0..2).map(|nonce| handle.enqueue(sign(&b, nonce)).unwrap()).collect();
+    assert_eq!(handle.metrics().mempool_size, 4);
+    assert_eq!(handle.enqueue(sign(&b, 2)).map(|p| p.digest()).map_err(|e| e.name()), Err("EMempoolFull"));
+    assert_eq!(handle.enqueue(sign(&a, 0)).map(|p| p.digest()).map_err(|e| e.name()), Err("EMempoolFull"));
+    assert_eq!(handle.metrics().mempool_size, 4, "the bound held");
+    drop(stall);
+    assert!(first.outcome().await.unwrap().status.is_success());
+    for p in queued {
+        assert!(p.outcome().await.unwrap().status.is_success());
+    }
+    // The mempool drained; the held nonces still wait, and their gap now fills.
+    until(&handle, "the mempool drains", |h| h.metrics().mempool_size == 2).await;
+    assert!(handle.enqueue(sign(&a, 0)).unwrap().outcome().await.unwrap().status.is_success());
+    for h in held {
+        assert!(h.await.unwrap().unwrap().status.is_success());
+    }
+    assert_eq!(handle.next_nonce(&a.address()), 3);
+    stop(handle, task);
+}
+
+#[tokio::test]
+async fn shutdown_answers_held_transactions_with_echainstopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, task) = start(holding(dir.path(), atoma_ledger::chain::MAX_NONCE_HOLD_MS));
+    let key = Keypair::test_account(0);
+    let held = submit_in_background(&handle, key.sign_call(chain_id(&handle), 1, transfer(Address([1; 32]))));
+    until(&handle, "nonce 1 is held", |h| h.metrics().mempool_size == 1).await;
+    handle.shutdown();
+    assert_eq!(held.await.unwrap().map(|o| o.digest).map_err(|e| e.name()), Err("EChainStopped"));
+    assert_eq!(handle.advance_epoch().await.map_err(|e| e.name()).err(), Some("EChainStopped"));
+    drop(handle);
+    task.join().unwrap();
+}
