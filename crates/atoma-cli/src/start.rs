@@ -55,6 +55,9 @@ pub async fn run(args: StartArgs, out: &Output) -> CliResult<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(|| home.clone());
     let new_genesis = args.fresh || !data_dir.join(CHAIN_DB_FILE).exists();
     let (chain, task) = open_chain(&args, &data_dir).await?;
+    for repair in chain.ledger().repairs() {
+        out.note(&format!("the chain store was damaged and repaired: {repair}"));
+    }
     let server = match serve(&chain, args.rpc_addr).await {
         Ok(server) => server,
         Err(e) => {

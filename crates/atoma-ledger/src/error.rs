@@ -131,24 +131,42 @@ impl LedgerError {
     }
 }
 
+impl From<redb::StorageError> for LedgerError {
+    /// A page that fails redb's own checks is damage on disk (`ECorruptStore`); anything else —
+    /// an I/O error, a full disk — is the storage failing (`EStorage`).
+    fn from(e: redb::StorageError) -> Self {
+        match e {
+            redb::StorageError::Corrupted(why) => {
+                LedgerError::ECorruptStore(format!("redb found a damaged page: {why}"))
+            }
+            other => LedgerError::EStorage(other.to_string()),
+        }
+    }
+}
+
 macro_rules! storage_errors {
-    ($($ty:ty),+) => {
-        $(impl From<$ty> for LedgerError {
-            fn from(e: $ty) -> Self {
-                LedgerError::EStorage(e.to_string())
+    ($($ty:ident),+) => {
+        $(impl From<redb::$ty> for LedgerError {
+            fn from(e: redb::$ty) -> Self {
+                match e {
+                    redb::$ty::Storage(storage) => storage.into(),
+                    other => LedgerError::EStorage(other.to_string()),
+                }
             }
         })+
     };
 }
 
-storage_errors!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+storage_errors!(DatabaseError, TransactionError, TableError, CommitError);
+
+impl From<redb::Error> for LedgerError {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            redb::Error::Corrupted(why) => redb::StorageError::Corrupted(why).into(),
+            other => LedgerError::EStorage(other.to_string()),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,11 @@
 //! If the commit fails, the in-memory state is already ahead of the disk; the ledger then
 //! recovers from the disk exactly as on start, so memory never holds a block the disk does not.
 //!
+//! Opening checks the store (docs/LEDGER.md, "Storage faults"): a damaged snapshot is passed
+//! over for an older one and the blocks after it are replayed; damaged indexes are rebuilt from
+//! the blocks; a damaged block that must be replayed is refused, naming its height. What was
+//! repaired is in [`Ledger::repairs`] and the `storage_repairs` metric.
+//!
 //! Readers share the state through a `RwLock`: a block holds the write lock from execution to the
 //! end of its commit, so a reader never sees a state that is not durable. Blocks, transactions and
 //! events are read from redb's own snapshots and need no lock.
@@ -31,7 +36,7 @@ use crate::execution::{BlockEffects, TxOutcome, TxStatus, VerifiedBlock, check_f
 use crate::genesis::GenesisConfig;
 use crate::metrics::Metrics;
 use crate::state::{ChainParams, ChainState, LedgerState, combined_digest};
-use crate::store::{Commit, Snapshot, Store, block_entries};
+use crate::store::{Commit, DAMAGED_STORE_HINT, Snapshot, Store, block_entries};
 use crate::subscription::EventSubscription;
 use crate::tx::{SignedTransaction, Transaction};
 
@@ -146,6 +151,8 @@ pub struct Ledger {
     /// Set when a failed commit could not be followed by a recovery: memory may then be ahead
     /// of the disk, so no further block is accepted until the ledger is reopened.
     halted: AtomicBool,
+    /// What opening repaired, in plain words.
+    repairs: Vec<String>,
 }
 
 impl Ledger {
@@ -159,8 +166,12 @@ impl Ledger {
         })
     }
 
-    /// Opens the ledger at `path`, first writing the genesis that `make_genesis` returns if the
-    /// store has none yet.
+    /// Opens the ledger at `path`, first creating the store with the genesis that `make_genesis`
+    /// returns if there is none yet.
+    ///
+    /// A new store is built at a temporary name beside `path` (`<name>.creating`), its genesis
+    /// committed, and only then renamed to `path` (and the directory synced): a start killed
+    /// half-way leaves no store, and the next start removes the leftover and begins again.
     ///
     /// # Errors
     /// `EInvalidConfig` for bad options or genesis; `EStorage`, `ECorruptStore` from storage.
@@ -172,24 +183,39 @@ impl Ledger {
         if options.snapshot_interval == 0 || options.event_buffer == 0 {
             return Err(LedgerError::EInvalidConfig("snapshot interval and event buffer must be ≥ 1".into()));
         }
-        let store = Store::open(path)?;
-        let genesis = match store.genesis()? {
-            Some(genesis) => genesis,
-            None => {
-                let genesis = make_genesis()?;
-                write_genesis(&store, &genesis)?;
-                genesis
-            }
-        };
+        let (store, genesis) = open_store(path, make_genesis)?;
         let params = genesis.params();
-        let state = recover(&store, &params)?;
+        let (state, mut repairs) = recover(&store, &params)?;
+        if let Some(why) = repairs
+            .index_damage
+            .take()
+            .map_or_else(|| store.check_indexes(&state.ledger.nonces), |why| Ok(Some(why)))?
+        {
+            store.rebuild_indexes(&state.ledger.nonces).map_err(|e| {
+                LedgerError::ECorruptStore(format!(
+                    "{}: the indexes are damaged ({why}) and cannot be rebuilt: {e}; {DAMAGED_STORE_HINT}",
+                    store.path().display()
+                ))
+            })?;
+            repairs
+                .done
+                .push(format!("the event and transaction indexes were rebuilt from the blocks ({why})"));
+        }
         let metrics = Metrics::default();
         metrics.set_height(state.ledger.height);
+        metrics.storage_repaired(repairs.done.len() as u64);
         let (events, _) = broadcast::channel(options.event_buffer);
         let durable = RwLock::new(Durable::of(&state));
         let live = RwLock::new(Live { state });
         let halted = AtomicBool::new(false);
-        Ok(Ledger { store, live, durable, genesis, params, options, events, metrics, halted })
+        let repairs = repairs.done;
+        Ok(Ledger { store, live, durable, genesis, params, options, events, metrics, halted, repairs })
+    }
+
+    /// What opening the store repaired, in plain words — a damaged snapshot passed over, the
+    /// indexes rebuilt; empty when the store was whole. Meant to be logged once at start.
+    pub fn repairs(&self) -> &[String] {
+        &self.repairs
     }
 
     /// Applies the next block, or does nothing if this block is already applied.
@@ -298,7 +324,7 @@ impl Ledger {
     }
 
     fn reload(&self) -> Result<Live, LedgerError> {
-        Ok(Live { state: recover(&self.store, &self.params)? })
+        Ok(Live { state: recover(&self.store, &self.params)?.0 })
     }
 
     fn publish(&self, effects: &BlockEffects) {
@@ -488,12 +514,9 @@ impl Ledger {
     /// # Errors
     /// `ECorruptStore` when a block does not replay to its recorded digest; `EStorage`.
     pub fn replay_from_genesis(&self) -> Result<Digest, LedgerError> {
-        let genesis = self
-            .store
-            .snapshot_at(0)?
-            .ok_or_else(|| LedgerError::ECorruptStore("no genesis snapshot".into()))?;
+        let (_, genesis) = restore_snapshot(&self.store, 0, &mut Vec::new())?;
         let tip = self.store.tip_height()?;
-        let state = replay(&self.store, &self.params, &genesis, tip, &mut |_, _, _| {})?;
+        let state = replay(&self.store, &self.params, genesis, 0, tip, &mut |_, _, _| {})?;
         Ok(combined_digest(&state.db.canonical_bytes(), &state.ledger))
     }
 
@@ -565,19 +588,174 @@ fn write_genesis(store: &Store, genesis: &GenesisConfig) -> Result<(), LedgerErr
     })
 }
 
-/// The state after the last committed block: the newest snapshot plus the blocks after it.
-/// Also gathers the store's held index entries: from the stored blocks up to the snapshot, and
-/// from the replayed blocks' outcomes after it.
-fn recover(store: &Store, params: &ChainParams) -> Result<ChainState, LedgerError> {
-    let snapshot =
-        store.latest_snapshot()?.ok_or_else(|| LedgerError::ECorruptStore("no snapshot".into()))?;
+/// The file a new store is built in before it is renamed to `path`.
+fn creating_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".creating");
+    path.with_file_name(name)
+}
+
+/// Opens the store at `path` with its genesis, first creating both if there is no store.
+fn open_store(
+    path: &Path,
+    make_genesis: impl FnOnce() -> Result<GenesisConfig, LedgerError>,
+) -> Result<(Store, GenesisConfig), LedgerError> {
+    let io = |e: std::io::Error| LedgerError::EStorage(format!("{}: {e}", path.display()));
+    let creating = creating_path(path);
+    // What a start killed while creating the store left: never renamed, so never acknowledged.
+    match std::fs::remove_file(&creating) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
+    let mut make_genesis = Some(make_genesis);
+    let mut new_genesis = || {
+        make_genesis
+            .take()
+            .map_or_else(|| Err(LedgerError::EInvalidConfig("no genesis".into())), |make| make())
+    };
+    if !path.try_exists().map_err(io)? {
+        let genesis = new_genesis()?;
+        let created = create_store(&creating, &genesis).and_then(|()| {
+            std::fs::rename(&creating, path).map_err(io)?;
+            sync_directory(path)
+        });
+        if let Err(e) = created {
+            let _ = std::fs::remove_file(&creating);
+            return Err(e);
+        }
+    }
+    let store = Store::open(path)?;
+    let genesis = match store.genesis()? {
+        Some(genesis) => genesis,
+        // A store created before this one was made atomic could hold no genesis yet.
+        None => {
+            let genesis = new_genesis()?;
+            write_genesis(&store, &genesis)?;
+            genesis
+        }
+    };
+    Ok((store, genesis))
+}
+
+fn create_store(path: &Path, genesis: &GenesisConfig) -> Result<(), LedgerError> {
+    let store = Store::create(path)?;
+    write_genesis(&store, genesis)
+}
+
+/// Makes a rename in `path`'s directory durable.
+fn sync_directory(path: &Path) -> Result<(), LedgerError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let io = |e: std::io::Error| LedgerError::EStorage(format!("{}: {e}", dir.display()));
+    #[cfg(unix)]
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    #[cfg(not(unix))]
+    let _ = io;
+    Ok(())
+}
+
+/// What recovery repaired, and whether the indexes must be rebuilt.
+#[derive(Default)]
+struct Repairs {
+    done: Vec<String>,
+    /// Why the held index entries could not be gathered from the blocks.
+    index_damage: Option<String>,
+}
+
+/// The state after the last committed block: the newest usable snapshot plus the blocks after
+/// it. Also gathers the store's held index entries: from the stored blocks up to the snapshot,
+/// and from the replayed blocks' outcomes after it.
+fn recover(store: &Store, params: &ChainParams) -> Result<(ChainState, Repairs), LedgerError> {
+    let mut repairs = Repairs::default();
+    let (snapshot, state) = usable_snapshot(store, &mut repairs.done)?;
     let tip = store.tip_height()?;
-    let indexed = store.rebuild_unindexed(snapshot.height)?;
-    replay(store, params, &snapshot, tip, &mut |height, outcomes, nonces| {
-        if height > indexed {
+    let indexed = match store.rebuild_unindexed(snapshot.height) {
+        Ok(indexed) => Some(indexed),
+        Err(LedgerError::ECorruptStore(why)) => {
+            repairs.index_damage = Some(why);
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let state = replay(store, params, state, snapshot.height, tip, &mut |height, outcomes, nonces| {
+        if indexed.is_some_and(|indexed| height > indexed) {
             store.hold(&block_entries(outcomes, nonces));
         }
     })
+    .map_err(|e| match e {
+        LedgerError::ECorruptStore(why) => LedgerError::ECorruptStore(format!(
+            "{}: {why}. The blocks after snapshot {} (the newest usable one) must be replayed, and a \
+             single validator has no other copy of them; {DAMAGED_STORE_HINT}",
+            store.path().display(),
+            snapshot.height
+        )),
+        other => other,
+    })?;
+    // The tip's header is replayed only when a snapshot is older than it.
+    if store.header(tip)?.is_none_or(|h| h.digest() != state.ledger.block_digest) {
+        return Err(LedgerError::ECorruptStore(format!(
+            "{}: the header of block {tip}, the tip, is not the block its snapshot recorded; {DAMAGED_STORE_HINT}",
+            store.path().display()
+        )));
+    }
+    Ok((state, repairs))
+}
+
+/// The newest snapshot that is whole, matches its own digest and the state digest recorded at
+/// its height, restored; each newer one passed over is said in `repairs`.
+fn usable_snapshot(store: &Store, repairs: &mut Vec<String>) -> Result<(Snapshot, ChainState), LedgerError> {
+    let mut passed_over = Vec::new();
+    for height in store.snapshot_heights()?.into_iter().rev() {
+        match restore_snapshot(store, height, repairs) {
+            Ok((snapshot, state)) => {
+                if !passed_over.is_empty() {
+                    repairs.push(format!(
+                        "recovered from the snapshot at height {height} and replayed the blocks after it, \
+                         because {}",
+                        passed_over.join("; ")
+                    ));
+                }
+                return Ok((snapshot, state));
+            }
+            Err(LedgerError::ECorruptStore(why)) => passed_over.push(why),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(LedgerError::ECorruptStore(format!(
+        "{}: no snapshot is usable, not even the genesis one ({}); {DAMAGED_STORE_HINT}",
+        store.path().display(),
+        if passed_over.is_empty() { "there are none".into() } else { passed_over.join("; ") }
+    )))
+}
+
+/// The snapshot at `height`, restored and checked. The state digest recorded at its height is a
+/// second copy of the snapshot's own: if that copy is damaged but the snapshot is whole (its
+/// checksum and its digest hold), the copy is written again and `repairs` says so.
+fn restore_snapshot(
+    store: &Store,
+    height: u64,
+    repairs: &mut Vec<String>,
+) -> Result<(Snapshot, ChainState), LedgerError> {
+    let snapshot = store
+        .snapshot_at(height)?
+        .ok_or_else(|| LedgerError::ECorruptStore(format!("the snapshot at height {height} is missing")))?;
+    let state = snapshot.restore()?;
+    match store.state_digest_at(height) {
+        Ok(recorded) if recorded == Some(snapshot.digest) => {}
+        Ok(_) => {
+            return Err(LedgerError::ECorruptStore(format!(
+                "the snapshot at height {height} disagrees with the state digest recorded there"
+            )));
+        }
+        Err(LedgerError::ECorruptStore(why)) => {
+            store.rewrite_state_digest(height, &snapshot.digest)?;
+            repairs.push(format!("{why}; it was written again from the whole snapshot at that height"));
+        }
+        Err(e) => return Err(e),
+    }
+    Ok((snapshot, state))
 }
 
 /// Blocks each reader thread reads ahead of execution during a replay.
@@ -588,25 +766,19 @@ const REPLAY_READERS: u64 = 2;
 /// What a replay hands on for each block: its height, outcomes and senders' new nonces.
 type OnReplayed<'a> = dyn FnMut(u64, &[TxOutcome], &[(Address, u64)]) + 'a;
 
-/// Restores `snapshot` and re-executes the stored blocks up to `tip` without writing them,
+/// Re-executes the stored blocks after `from` up to `tip` on `state` without writing them,
 /// checking the state digest wherever one was recorded (at snapshot heights). Reader threads
 /// read and decode the blocks (and hash their transactions) while this one executes them in
 /// height order.
 fn replay(
     store: &Store,
     params: &ChainParams,
-    snapshot: &Snapshot,
+    mut state: ChainState,
+    from: u64,
     tip: u64,
     on_replayed: &mut OnReplayed<'_>,
 ) -> Result<ChainState, LedgerError> {
-    let mut state = snapshot.restore()?;
-    if store.state_digest_at(snapshot.height)? != Some(snapshot.digest) {
-        return Err(LedgerError::ECorruptStore(format!(
-            "snapshot {} disagrees with the recorded state digest",
-            snapshot.height
-        )));
-    }
-    let first = snapshot.height.saturating_add(1);
+    let first = from.saturating_add(1);
     std::thread::scope(|scope| {
         let readers: Vec<_> = (0..REPLAY_READERS)
             .map(|reader| {

@@ -27,7 +27,8 @@
 //! - [`block`]: headers, digests, block and transaction seeds.
 //! - [`state`]: the ledger's own state (tip, epoch clock, nonces) and the combined digest.
 //! - [`execution`]: block validation and execution, pure and synchronous.
-//! - [`store`]: the redb tables; one commit per block; snapshots.
+//! - [`store`]: the redb tables; one commit per block; snapshots; index checks and rebuilds.
+//!   `seal`: the checksum on every stored record.
 //! - [`ledger`]: apply, recover, read, subscribe.
 //! - [`sequencer`]: the single validator's mempool and block builder.
 //! - [`chain`]: [`Chain::open`], the producer thread and the [`ChainHandle`] for RPC and CLI.
@@ -60,6 +61,7 @@ pub mod tx;
 mod unindexed;
 
 mod codec;
+mod seal;
 
 pub use block::{Block, BlockHeader};
 pub use chain::{Chain, ChainConfig, ChainHandle, ChainInfo, ChainTask, PendingTransaction};

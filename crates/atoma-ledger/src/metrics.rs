@@ -14,6 +14,7 @@ pub struct Metrics {
     mempool: AtomicU64,
     last_commit_us: AtomicU64,
     last_block_us: AtomicU64,
+    storage_repairs: AtomicU64,
 }
 
 /// A copy of the metrics at one moment.
@@ -38,6 +39,8 @@ pub struct MetricsSnapshot {
     pub last_commit_latency_us: u64,
     /// The last block's validation, execution, digest and commit, in microseconds.
     pub last_block_latency_us: u64,
+    /// Repairs made when the store was opened: snapshots passed over as damaged, index rebuilds.
+    pub storage_repairs: u64,
 }
 
 impl Metrics {
@@ -52,6 +55,10 @@ impl Metrics {
     pub(crate) fn latencies(&self, commit_us: u64, block_us: u64) {
         self.last_commit_us.store(commit_us, Ordering::Relaxed);
         self.last_block_us.store(block_us, Ordering::Relaxed);
+    }
+
+    pub(crate) fn storage_repaired(&self, repairs: u64) {
+        self.storage_repairs.fetch_add(repairs, Ordering::Relaxed);
     }
 
     pub(crate) fn set_height(&self, height: u64) {
@@ -79,6 +86,7 @@ impl Metrics {
             mempool_size: get(&self.mempool),
             last_commit_latency_us: get(&self.last_commit_us),
             last_block_latency_us: get(&self.last_block_us),
+            storage_repairs: get(&self.storage_repairs),
         }
     }
 }
@@ -86,7 +94,7 @@ impl Metrics {
 impl MetricsSnapshot {
     /// The metrics in Prometheus' text exposition format, names prefixed `atoma_`.
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 9] = [
+        let rows: [(&str, &str, &str, u64); 10] = [
             ("atoma_blocks_applied_total", "counter", "Blocks applied since start.", self.blocks_applied),
             ("atoma_block_height", "gauge", "Height of the tip.", self.height),
             (
@@ -121,6 +129,12 @@ impl MetricsSnapshot {
                 "Last block's apply, commit included.",
                 self.last_block_latency_us,
             ),
+            (
+                "atoma_storage_repairs_total",
+                "counter",
+                "Damaged snapshots passed over and index rebuilds when the store was opened.",
+                self.storage_repairs,
+            ),
         ];
         rows.iter()
             .map(|(name, kind, help, value)| {
@@ -143,6 +157,8 @@ mod tests {
         assert!(text.contains("atoma_block_height 3\n"));
         assert!(text.contains("atoma_transactions_failed_total 1\n"));
         assert!(text.contains("atoma_transactions_rejected_total 1\n"));
-        assert_eq!(text.matches("# TYPE").count(), 9);
+        m.storage_repaired(2);
+        assert!(m.snapshot().to_prometheus().contains("atoma_storage_repairs_total 2\n"));
+        assert_eq!(text.matches("# TYPE").count(), 10);
     }
 }

@@ -7,18 +7,28 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `meta` | `"format_version"`, `"genesis"`, `"indexed_height"` | `u32` LE; BCS [`GenesisConfig`]; `u64` LE |
-//! | `blocks` | height `u64` | BCS [`BlockHeader`] |
+//! | `meta` | `"format_version"`, `"genesis"`, `"indexed_height"`, `"object_index_len"`, `"rebuild_indexes"` | `u32` LE; sealed BCS [`GenesisConfig`]; sealed `u64` LE; sealed `u64` LE; sealed reason |
+//! | `blocks` | height `u64` | sealed BCS [`BlockHeader`] |
 //! | `block_heights` | block digest | height |
-//! | `state_digests` | height | combined state digest after the block (snapshot heights only) |
-//! | `transactions` | position `height‖index` (16 bytes) | BCS `TxRecord`: signed transaction, block, index, status, event count |
+//! | `state_digests` | height | sealed combined state digest after the block (snapshot heights only) |
+//! | `transactions` | position `height‖index` (16 bytes) | sealed BCS `TxRecord`: signed transaction, block, index, status, event count |
 //! | `tx_positions` | tx digest | position `height‖index` |
-//! | `events` | position `height‖tx_index‖event_seq` (24 bytes) | BCS [`EventRecord`] |
+//! | `events` | position `height‖tx_index‖event_seq` (24 bytes) | sealed BCS [`EventRecord`] |
 //! | `events_by_type` | `name‖0x00‖position` | `()` |
 //! | `events_by_sender` | `address‖position` | `()` |
 //! | `events_by_object` | `kind‖small_id‖position` (kind 0 node, 1 task, 2 stack) | `()` |
 //! | `nonces` | address | next nonce |
-//! | `snapshots` | height | BCS `Snapshot` |
+//! | `snapshots` | height | sealed BCS `Snapshot` |
+//!
+//! **Sealed** values end in a checksum over table, key and value ([`crate::seal`]), checked on
+//! every read: the records nothing else can rebuild. The other tables are indexes derived from
+//! the blocks: [`Store::check_indexes`] compares their sizes with the records at every open, every
+//! read that follows an index checks that the record it reaches is the one asked for, and
+//! [`Store::rebuild_indexes`] writes them again from the blocks when either finds them wrong.
+//!
+//! The file is opened with redb's integrity check (every page's checksum, once per open), and
+//! every commit is two-phase, so that a damaged page of the last commit is refused rather than
+//! taken for a torn commit and silently rolled back (see docs/LEDGER.md, "Storage faults").
 //!
 //! A block's commit only appends: its header, its transactions and events at their positions,
 //! and the type index (whose keys grow with positions within each type). The four tables keyed
@@ -32,37 +42,41 @@
 //! index, and `events` holds them contiguously from `height‖tx_index‖0`.
 
 use std::ops::{Bound, RangeInclusive};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use atoma_contract::{Address, AtomaDb, ContractError};
 use redb::{
-    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
-    WriteTransaction,
+    Builder, Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableDefinition, TableHandle, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::block::{Block, BlockHeader};
-use crate::codec::{decode_stored, encode};
+#[cfg(test)]
+use crate::codec::decode_stored;
+use crate::codec::encode;
 use crate::digest::Digest;
 use crate::error::LedgerError;
 use crate::events::{EventFilter, EventId, EventRecord, ObjectKind, Page, object_refs};
 use crate::execution::{TxOutcome, TxStatus};
 use crate::genesis::GenesisConfig;
+use crate::seal::{open, seal, unseal};
 use crate::state::{ChainState, LedgerState, combined_digest};
 use crate::tx::SignedTransaction;
 use crate::unindexed::{BlockEntries, INDEX_BATCH, ObjectKey, PosKey, TxPos, Unindexed, height_of, tx_pos};
 
 /// The layout version written in `meta`; a store with another version is refused. Version 2
-/// keys transactions by position and writes the random-key indexes in batches.
-pub const STORE_FORMAT_VERSION: u32 = 2;
+/// keyed transactions by position and wrote the random-key indexes in batches; version 3 seals
+/// records with checksums ([`crate::seal`]).
+pub const STORE_FORMAT_VERSION: u32 = 3;
 /// Snapshots kept besides the genesis one: older ones are deleted when a new one is written.
 pub const SNAPSHOTS_KEPT: usize = 2;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const BLOCK_HEIGHTS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("block_heights");
-const STATE_DIGESTS: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("state_digests");
+const STATE_DIGESTS: TableDefinition<u64, &[u8]> = TableDefinition::new("state_digests");
 const TRANSACTIONS: TableDefinition<&TxPos, &[u8]> = TableDefinition::new("transactions");
 const TX_POSITIONS: TableDefinition<&[u8; 32], &TxPos> = TableDefinition::new("tx_positions");
 const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("events");
@@ -75,6 +89,12 @@ const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshots")
 const META_FORMAT: &str = "format_version";
 const META_GENESIS: &str = "genesis";
 const META_INDEXED: &str = "indexed_height";
+/// Entries in `events_by_object` when the batched indexes were last written: nothing else says
+/// how many it should hold.
+const META_OBJECT_LEN: &str = "object_index_len";
+/// Present when a read found an index entry that does not lead where it should: the next open
+/// rebuilds the indexes. Holds what was found.
+const META_REBUILD: &str = "rebuild_indexes";
 
 fn pos_key((height, tx_index, event_seq): (u64, u64, u64)) -> PosKey {
     let mut key = [0u8; 24];
@@ -214,6 +234,8 @@ pub(crate) fn block_entries<'a>(
 /// The redb database of one chain, and the index entries not yet written to it.
 pub(crate) struct Store {
     db: Database,
+    /// The file, for error messages.
+    path: PathBuf,
     unindexed: RwLock<Unindexed>,
     /// [`INDEX_BATCH`]; tests lower it.
     index_batch: usize,
@@ -227,18 +249,51 @@ struct View {
 }
 
 impl Store {
-    /// Opens or creates the database file and makes sure every table exists. The index entries
-    /// of blocks after the tables' `indexed_height` are the caller's to gather
-    /// ([`Store::rebuild_unindexed`], [`Store::hold`]) before it reads or writes blocks.
+    /// Opens an existing database file — checking every page's checksum first — and makes sure
+    /// every table exists. The index entries of blocks after the tables' `indexed_height` are
+    /// the caller's to gather ([`Store::rebuild_unindexed`], [`Store::hold`]) before it reads or
+    /// writes blocks.
+    ///
+    /// # Errors
+    /// `ECorruptStore` when the file is not a redb database, a page fails its checksum, or the
+    /// format version is not [`STORE_FORMAT_VERSION`]; `EStorage` when the file cannot be read
+    /// (or another process has it open).
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        let db = Builder::new().set_check_integrity_on_open(true).open(path);
+        Self::with_tables(db.map_err(|e| open_error(path, e))?, path)
+    }
+
+    /// Creates a new, empty database file at `path`, which must not exist.
+    ///
+    /// # Errors
+    /// `EStorage` when the file cannot be created.
+    pub fn create(path: &Path) -> Result<Self, LedgerError> {
+        let io = |e: std::io::Error| LedgerError::EStorage(format!("{}: {e}", path.display()));
+        // `create_new`: never initialize a file someone else is writing.
+        let file =
+            std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(path).map_err(io)?;
+        let backend = redb::backends::FileBackend::new(file).map_err(|e| open_error(path, e))?;
+        let db = Builder::new().create_with_backend(backend).map_err(|e| open_error(path, e))?;
+        Self::with_tables(db, path)
+    }
+
+    fn with_tables(db: Database, path: &Path) -> Result<Self, LedgerError> {
         let unindexed = RwLock::new(Unindexed::default());
-        let store = Store { db: Database::create(path)?, unindexed, index_batch: INDEX_BATCH };
+        let store = Store { db, path: path.to_path_buf(), unindexed, index_batch: INDEX_BATCH };
         store.create_tables()?;
         Ok(store)
     }
 
+    /// A write transaction that commits in two phases: redb then tells a damaged last commit
+    /// (refused) from a torn one (rolled back), which one phase cannot.
+    fn begin_write(&self) -> Result<WriteTransaction, LedgerError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_two_phase_commit(true);
+        Ok(txn)
+    }
+
     fn create_tables(&self) -> Result<(), LedgerError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
             let version = meta.get(META_FORMAT)?.map(|v| v.value().to_vec());
@@ -247,7 +302,7 @@ impl Store {
                     meta.insert(META_FORMAT, &STORE_FORMAT_VERSION.to_le_bytes()[..])?;
                 }
                 Some(v) if v == STORE_FORMAT_VERSION.to_le_bytes() => {}
-                Some(_) => return Err(LedgerError::ECorruptStore("unsupported store format version".into())),
+                Some(v) => return Err(self.format_error(&v)),
             }
             txn.open_table(BLOCKS)?;
             txn.open_table(BLOCK_HEIGHTS)?;
@@ -263,6 +318,29 @@ impl Store {
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Why a store of another format is refused. No store of an older format was ever deployed,
+    /// so there is nothing to migrate.
+    fn format_error(&self, stored: &[u8]) -> LedgerError {
+        let file = self.path.display();
+        let why = match <[u8; 4]>::try_from(stored).map(u32::from_le_bytes) {
+            Ok(v) if v < STORE_FORMAT_VERSION => format!(
+                "{file} has store format {v}, older than this build's {STORE_FORMAT_VERSION}; old stores \
+                 are not converted: start a new local network with `atoma start --fresh`"
+            ),
+            Ok(v) => format!(
+                "{file} has store format {v}, newer than this build's {STORE_FORMAT_VERSION}: use the \
+                 atoma that wrote it"
+            ),
+            Err(_) => format!("{file}: the store format version is damaged ({} bytes)", stored.len()),
+        };
+        LedgerError::ECorruptStore(why)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Writes the batched indexes every `transactions` transactions instead of [`INDEX_BATCH`].
@@ -295,6 +373,182 @@ impl Store {
         Ok(indexed)
     }
 
+    /// Why the derived tables look wrong, if they do: a read marked them for a rebuild, or their
+    /// sizes disagree with the records they index, or the nonces (table and held entries) are
+    /// not `nonces`, the state's. Costs a lookup per table and one read of the `nonces` table
+    /// (one entry per account); it cannot see an entry changed in place, which reads catch.
+    ///
+    /// Call after the held entries are gathered.
+    pub fn check_indexes(
+        &self,
+        nonces: &std::collections::BTreeMap<Address, u64>,
+    ) -> Result<Option<String>, LedgerError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        if let Some(bytes) = meta.get(META_REBUILD)? {
+            let why =
+                unseal(META.name(), META_REBUILD.as_bytes(), bytes.value(), &|| "the rebuild mark".into())
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_else(|e| e.to_string());
+            return Ok(Some(format!("a read found them damaged: {why}")));
+        }
+        let unindexed = self.unindexed();
+        let held_senders: usize = unindexed.senders.values().map(Vec::len).sum();
+        let len = |name: &str, len: u64| -> (String, u64) { (name.to_string(), len) };
+        let recorded_objects = read_meta_u64(&meta, META_OBJECT_LEN)?;
+        let blocks = txn.open_table(BLOCKS)?.len()?;
+        let events = txn.open_table(EVENTS)?.len()?;
+        let records = txn.open_table(TRANSACTIONS)?.len()?;
+        let pairs = [
+            (len(BLOCK_HEIGHTS.name(), txn.open_table(BLOCK_HEIGHTS)?.len()?), blocks),
+            (len(EVENTS_BY_TYPE.name(), txn.open_table(EVENTS_BY_TYPE)?.len()?), events),
+            (
+                len(TX_POSITIONS.name(), txn.open_table(TX_POSITIONS)?.len()? + unindexed.txs.len() as u64),
+                records,
+            ),
+            (
+                len(EVENTS_BY_SENDER.name(), txn.open_table(EVENTS_BY_SENDER)?.len()? + held_senders as u64),
+                events,
+            ),
+        ];
+        for ((name, found), expected) in pairs {
+            if found != expected {
+                return Ok(Some(format!("`{name}` has {found} entries for {expected} records")));
+            }
+        }
+        if let Some(expected) = recorded_objects {
+            let found = txn.open_table(EVENTS_BY_OBJECT)?.len()?;
+            if found != expected {
+                return Ok(Some(format!(
+                    "`{}` has {found} entries, {expected} were written",
+                    EVENTS_BY_OBJECT.name()
+                )));
+            }
+        }
+        let mut stored = std::collections::BTreeMap::new();
+        for item in txn.open_table(NONCES)?.iter()? {
+            let (address, next) = item?;
+            stored.insert(Address(*address.value()), next.value());
+        }
+        stored.extend(unindexed.nonces.iter().map(|(address, next)| (Address(*address), *next)));
+        if &stored != nonces {
+            return Ok(Some("the stored nonces are not the state's".into()));
+        }
+        Ok(None)
+    }
+
+    /// Writes every derived table again from the blocks (`block_heights`, the four batched
+    /// indexes and `events_by_type`), in one commit, checking that every block is whole and
+    /// chains to its parent, and that the nonces come out as `nonces`, the state's. Forgets
+    /// the held entries: the tables are then complete up to the tip.
+    ///
+    /// # Errors
+    /// `ECorruptStore` naming the first block that is not whole; `EStorage`.
+    pub fn rebuild_indexes(
+        &self,
+        nonces: &std::collections::BTreeMap<Address, u64>,
+    ) -> Result<(), LedgerError> {
+        let read = self.db.begin_read()?;
+        let tip = read_tip(&read)?.ok_or_else(|| missing("the genesis block"))?;
+        let txn = self.begin_write()?;
+        txn.delete_table(BLOCK_HEIGHTS)?;
+        txn.delete_table(TX_POSITIONS)?;
+        txn.delete_table(NONCES)?;
+        for table in [EVENTS_BY_TYPE, EVENTS_BY_SENDER, EVENTS_BY_OBJECT] {
+            txn.delete_table(table)?;
+        }
+        let mut all = Unindexed::default();
+        {
+            let mut heights = txn.open_table(BLOCK_HEIGHTS)?;
+            let mut by_type = txn.open_table(EVENTS_BY_TYPE)?;
+            let mut parent: Option<Digest> = None;
+            for height in 0..=tip {
+                let block = read_stored_block(&read, height)?;
+                if parent.is_some_and(|p| p != block.parent_digest) {
+                    return Err(LedgerError::ECorruptStore(format!(
+                        "block {height} does not name block {} as its parent",
+                        height - 1
+                    )));
+                }
+                parent = Some(block.digest);
+                heights.insert(&block.digest.0, height)?;
+                for key in &block.types {
+                    by_type.insert(&key[..], ())?;
+                }
+                let mut entries = BlockEntries {
+                    txs: block.txs,
+                    senders: block.senders,
+                    objects: block.objects,
+                    nonces: Vec::new(),
+                };
+                for sender in block.signers {
+                    let next = all.nonces.get(&sender).copied().unwrap_or(0).saturating_add(1);
+                    entries.nonces.push((sender, next));
+                    all.nonces.insert(sender, next);
+                }
+                all.add(&entries);
+            }
+        }
+        let rebuilt: std::collections::BTreeMap<Address, u64> =
+            all.nonces.iter().map(|(address, next)| (Address(*address), *next)).collect();
+        if &rebuilt != nonces {
+            return Err(LedgerError::ECorruptStore(
+                "the blocks' transactions do not add up to the state's nonces".into(),
+            ));
+        }
+        write_index(&txn, &all)?;
+        let objects = txn.open_table(EVENTS_BY_OBJECT)?.len()?;
+        let mut meta = txn.open_table(META)?;
+        write_meta_u64(&mut meta, META_INDEXED, tip)?;
+        write_meta_u64(&mut meta, META_OBJECT_LEN, objects)?;
+        meta.remove(META_REBUILD)?;
+        drop(meta);
+        let mut held = self.unindexed_mut();
+        txn.commit()?;
+        held.clear();
+        Ok(())
+    }
+
+    /// Writes the state digest recorded at `height` again (its copy in the snapshot there is
+    /// whole).
+    pub fn rewrite_state_digest(&self, height: u64, digest: &Digest) -> Result<(), LedgerError> {
+        let txn = self.begin_write()?;
+        let sealed = seal(STATE_DIGESTS.name(), &height.to_be_bytes(), digest.0.to_vec());
+        txn.open_table(STATE_DIGESTS)?.insert(height, &sealed[..])?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Marks the indexes for a rebuild at the next open, and says so. A read calls it when an
+    /// index entry leads to a record that is not the one asked for.
+    fn index_damaged(&self, why: &str) -> LedgerError {
+        let marked = self.begin_write().and_then(|txn| {
+            let mut meta = txn.open_table(META)?;
+            meta.insert(
+                META_REBUILD,
+                &seal(META.name(), META_REBUILD.as_bytes(), why.as_bytes().to_vec())[..],
+            )?;
+            drop(meta);
+            txn.commit().map_err(LedgerError::from)
+        });
+        let next = if marked.is_ok() {
+            "the next start rebuilds the indexes from the blocks"
+        } else {
+            "it could not be marked for a rebuild; restart to check the indexes"
+        };
+        LedgerError::ECorruptStore(format!("the index {why}; {next}"))
+    }
+
+    /// Passes `result` on, first marking the indexes for a rebuild if a read found one wrong.
+    fn noting_index_damage<T>(&self, result: Result<T, LedgerError>) -> Result<T, LedgerError> {
+        match result {
+            Err(LedgerError::ECorruptStore(why)) if why.starts_with(INDEX_WRONG) => {
+                Err(self.index_damaged(&why[INDEX_WRONG.len()..]))
+            }
+            other => other,
+        }
+    }
+
     /// Holds a stored block's index entries (see [`Store::rebuild_unindexed`]).
     pub fn hold(&self, entries: &BlockEntries) {
         self.unindexed_mut().add(entries);
@@ -311,7 +565,7 @@ impl Store {
         let flush = c.genesis.is_some()
             || c.snapshot.is_some()
             || self.unindexed().len().saturating_add(entries.txs.len()) >= self.index_batch;
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         write_header(&txn, c)?;
         write_transactions(&txn, &c.transactions)?;
         if let Some(snapshot) = &c.snapshot {
@@ -319,14 +573,16 @@ impl Store {
         }
         let mut meta = txn.open_table(META)?;
         if let Some(genesis) = c.genesis {
-            meta.insert(META_GENESIS, &encode(genesis)[..])?;
+            meta.insert(META_GENESIS, &seal(META.name(), META_GENESIS.as_bytes(), encode(genesis))[..])?;
         }
         if flush {
             // Readers wait for this commit: they must see the batch in the tables or in memory.
             let mut all = self.unindexed_mut();
             all.add(&entries);
             write_index(&txn, &all)?;
-            meta.insert(META_INDEXED, &c.header.height.to_le_bytes()[..])?;
+            write_meta_u64(&mut meta, META_INDEXED, c.header.height)?;
+            let objects = txn.open_table(EVENTS_BY_OBJECT)?.len()?;
+            write_meta_u64(&mut meta, META_OBJECT_LEN, objects)?;
             drop(meta);
             txn.commit()?;
             all.clear();
@@ -358,7 +614,7 @@ impl Store {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
         let bytes = meta.get(META_GENESIS)?.map(|v| v.value().to_vec());
-        bytes.map(|b| decode_stored(&b, "the genesis")).transpose()
+        bytes.map(|b| open(META.name(), META_GENESIS.as_bytes(), &b, &|| "the genesis".into())).transpose()
     }
 
     /// The height of the last committed block.
@@ -380,13 +636,13 @@ impl Store {
         let table = txn.open_table(TRANSACTIONS)?;
         let mut transactions = Vec::with_capacity(header.tx_digests.len());
         for item in table.range::<&TxPos>(&tx_pos(height, 0)..=&tx_pos(height, u64::MAX))? {
-            let (_, bytes) = item?;
-            let record: TxRecord = decode_stored(bytes.value(), "a transaction record")?;
+            let (key, bytes) = item?;
+            let record = open_record(key.value(), bytes.value())?;
             // The genesis pseudo-transaction has no signed transaction and is not in the block.
             transactions.extend(record.signed);
         }
         if transactions.len() != header.tx_digests.len() {
-            return Err(missing("a block's transaction"));
+            return Err(missing(&format!("a transaction record of block {height}")));
         }
         Ok(Some(Block { header, transactions }))
     }
@@ -395,41 +651,52 @@ impl Store {
     pub fn height_of(&self, digest: &Digest) -> Result<Option<u64>, LedgerError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(BLOCK_HEIGHTS)?;
-        Ok(table.get(&digest.0)?.map(|v| v.value()))
+        let Some(height) = table.get(&digest.0)?.map(|v| v.value()) else { return Ok(None) };
+        if read_header(&txn, height)?.is_none_or(|header| header.digest() != *digest) {
+            let found = format!("a block digest leads to height {height}, whose block has another digest");
+            return self.noting_index_damage(Err(index_wrong(BLOCK_HEIGHTS.name(), &found)));
+        }
+        Ok(Some(height))
     }
 
     /// The combined state digest recorded after the block at `height`.
     pub fn state_digest_at(&self, height: u64) -> Result<Option<Digest>, LedgerError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(STATE_DIGESTS)?;
-        Ok(table.get(height)?.map(|v| Digest(*v.value())))
+        let Some(bytes) = table.get(height)? else { return Ok(None) };
+        let what = || format!("the state digest recorded at height {height}");
+        let payload = unseal(STATE_DIGESTS.name(), &height.to_be_bytes(), bytes.value(), &what)?;
+        let digest = <[u8; 32]>::try_from(payload)
+            .map_err(|_| LedgerError::ECorruptStore(format!("{} is not 32 bytes", what())))?;
+        Ok(Some(Digest(digest)))
     }
 
     /// A transaction's record and its events.
     pub fn transaction(&self, digest: &Digest) -> Result<Option<(TxRecord, Vec<EventRecord>)>, LedgerError> {
         let (view, held) = self.view(|u| u.txs.get(&digest.0).copied())?;
-        let Some(record) = read_tx(&view, digest, held)? else { return Ok(None) };
+        let Some(record) = self.noting_index_damage(read_tx(&view, digest, held))? else { return Ok(None) };
         let events = view.txn.open_table(EVENTS)?;
         let span = tx_span(record.height, record.index);
         let positions = scan(&events, &[], span, None, false, usize::MAX)?;
         let records = fetch_events(&events, &positions)?;
+        if records.len() as u64 != record.event_count {
+            return Err(LedgerError::ECorruptStore(format!(
+                "transaction {} of block {} counts {} events, {} are stored",
+                record.index,
+                record.height,
+                record.event_count,
+                records.len()
+            )));
+        }
         Ok(Some((record, records)))
-    }
-
-    /// The newest snapshot.
-    pub fn latest_snapshot(&self) -> Result<Option<Snapshot>, LedgerError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(SNAPSHOTS)?;
-        let bytes = table.last()?.map(|(_, v)| v.value().to_vec());
-        bytes.map(|b| decode_stored(&b, "a snapshot")).transpose()
     }
 
     /// The snapshot at exactly `height`.
     pub fn snapshot_at(&self, height: u64) -> Result<Option<Snapshot>, LedgerError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(SNAPSHOTS)?;
-        let bytes = table.get(height)?.map(|v| v.value().to_vec());
-        bytes.map(|b| decode_stored(&b, "a snapshot")).transpose()
+        let Some(bytes) = table.get(height)? else { return Ok(None) };
+        open_snapshot(height, bytes.value()).map(Some)
     }
 
     /// The heights that hold a snapshot, ascending.
@@ -458,6 +725,16 @@ impl Store {
         limit: usize,
         descending: bool,
     ) -> Result<Page<EventRecord, EventId>, LedgerError> {
+        self.noting_index_damage(self.query(filter, cursor, limit, descending))
+    }
+
+    fn query(
+        &self,
+        filter: &EventFilter,
+        cursor: Option<EventId>,
+        limit: usize,
+        descending: bool,
+    ) -> Result<Page<EventRecord, EventId>, LedgerError> {
         let (view, held) = self.view(|u| Held::for_query(u, filter, cursor.as_ref()))?;
         let after = match cursor {
             Some(c) => Some(cursor_position(&view, &c, held.cursor)?),
@@ -471,6 +748,7 @@ impl Store {
         let has_next_page = positions.len() > limit;
         let positions = &positions[..positions.len().min(limit)];
         let data = fetch_events(&view.txn.open_table(EVENTS)?, positions)?;
+        check_matches(filter, &data)?;
         let next_cursor = data.last().map(|e| e.id).or(cursor);
         Ok(Page { data, next_cursor, has_next_page })
     }
@@ -507,6 +785,67 @@ impl Held {
     }
 }
 
+/// What the operator can do about a store that cannot be trusted.
+pub(crate) const DAMAGED_STORE_HINT: &str = "restore the data directory from a backup, or start a \
+     throwaway local network again with `atoma start --fresh` (which deletes this chain)";
+
+/// An open's failure, naming the file: a file that is not a redb database, or whose pages fail
+/// their checksums, is `ECorruptStore`.
+fn open_error(path: &Path, error: redb::DatabaseError) -> LedgerError {
+    let file = path.display();
+    let damaged = |why: String| LedgerError::ECorruptStore(format!("{file} {why}; {DAMAGED_STORE_HINT}"));
+    match error {
+        redb::DatabaseError::Storage(redb::StorageError::Io(e))
+            if e.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            damaged(format!("is not a chain store ({e})"))
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(why)) => {
+            damaged(format!("is damaged: redb's integrity check failed ({why})"))
+        }
+        redb::DatabaseError::UpgradeRequired(v) => {
+            damaged(format!("was written by an older redb (file format {v})"))
+        }
+        other => LedgerError::EStorage(format!("{file}: {other}")),
+    }
+}
+
+/// How an error from a read that followed a wrong index entry starts; see
+/// [`Store::noting_index_damage`].
+const INDEX_WRONG: &str = "index entry wrong: ";
+
+fn index_wrong(index: &str, found: &str) -> LedgerError {
+    LedgerError::ECorruptStore(format!("{INDEX_WRONG}`{index}`: {found}"))
+}
+
+/// Each event an index gave must be one the filter asks for.
+fn check_matches(filter: &EventFilter, events: &[EventRecord]) -> Result<(), LedgerError> {
+    let index = match filter {
+        EventFilter::All | EventFilter::Transaction(_) => return Ok(()),
+        EventFilter::EventType(_) => EVENTS_BY_TYPE.name(),
+        EventFilter::Sender(_) => EVENTS_BY_SENDER.name(),
+        EventFilter::Node(_) | EventFilter::Task(_) | EventFilter::Stack(_) => EVENTS_BY_OBJECT.name(),
+    };
+    let matches = |e: &EventRecord| match filter {
+        EventFilter::EventType(name) => e.event.name() == name,
+        EventFilter::Sender(sender) => e.sender == *sender,
+        EventFilter::Node(id) => names(e, ObjectKind::Node, id.0),
+        EventFilter::Task(id) => names(e, ObjectKind::Task, id.0),
+        EventFilter::Stack(id) => names(e, ObjectKind::Stack, id.0),
+        EventFilter::All | EventFilter::Transaction(_) => true,
+    };
+    match events.iter().find(|e| !matches(e)) {
+        Some(e) => {
+            Err(index_wrong(index, &format!("it gives an event of block {} that does not match", e.height)))
+        }
+        None => Ok(()),
+    }
+}
+
+fn names(event: &EventRecord, kind: ObjectKind, id: u64) -> bool {
+    object_refs(&event.event).contains(&(kind, id))
+}
+
 fn missing(what: &str) -> LedgerError {
     LedgerError::ECorruptStore(format!("{what} is missing"))
 }
@@ -519,67 +858,123 @@ fn read_tip(txn: &ReadTransaction) -> Result<Option<u64>, LedgerError> {
 /// The height up to which the batched indexes are in their tables (0 before the genesis).
 fn read_indexed_height(txn: &ReadTransaction) -> Result<u64, LedgerError> {
     let meta = txn.open_table(META)?;
-    let Some(bytes) = meta.get(META_INDEXED)? else { return Ok(0) };
-    let bytes: [u8; 8] = bytes.value().try_into().map_err(|_| missing("a well-formed indexed height"))?;
-    Ok(u64::from_le_bytes(bytes))
+    read_meta_u64(&meta, META_INDEXED).map(|height| height.unwrap_or(0))
+}
+
+/// What one stored block puts in the derived tables, read from its header, transaction records
+/// and events — checking on the way that the block is whole: a record for each digest its
+/// header names (each the transaction the header names), and each record's events, numbered
+/// from 0, and no others.
+struct StoredBlock {
+    digest: Digest,
+    parent_digest: Digest,
+    txs: Vec<([u8; 32], TxPos)>,
+    senders: Vec<([u8; 32], PosKey)>,
+    objects: Vec<(ObjectKey, PosKey)>,
+    /// `events_by_type` keys.
+    types: Vec<Vec<u8>>,
+    /// The sender of each signed transaction, in block order (each uses one nonce).
+    signers: Vec<[u8; 32]>,
+}
+
+fn read_stored_block(txn: &ReadTransaction, height: u64) -> Result<StoredBlock, LedgerError> {
+    let header = read_header(txn, height)?.ok_or_else(|| missing(&format!("block {height}")))?;
+    let incomplete = |what: &str| LedgerError::ECorruptStore(format!("block {height} is incomplete: {what}"));
+    let mut block = StoredBlock {
+        digest: header.digest(),
+        parent_digest: header.parent_digest,
+        txs: Vec::new(),
+        senders: Vec::new(),
+        objects: Vec::new(),
+        types: Vec::new(),
+        signers: Vec::new(),
+    };
+    let records = txn.open_table(TRANSACTIONS)?;
+    let mut expected_events = Vec::new();
+    for (i, item) in records.range::<&TxPos>(&tx_pos(height, 0)..=&tx_pos(height, u64::MAX))?.enumerate() {
+        let (key, bytes) = item?;
+        let record = open_record(key.value(), bytes.value())?;
+        let digest = match &record.signed {
+            // The genesis pseudo-transaction: its digest is the genesis digest, which the
+            // genesis header names as its parent.
+            None if height == 0 && record.index == 0 => header.parent_digest,
+            None => return Err(incomplete("a transaction record without its transaction")),
+            Some(signed) => {
+                let named = header
+                    .tx_digests
+                    .get(i)
+                    .ok_or_else(|| incomplete("a record its header does not name"))?;
+                if signed.digest() != *named || record.index != i as u64 {
+                    return Err(incomplete(&format!("record {i} is not the transaction its header names")));
+                }
+                block.signers.push(record.sender.0);
+                *named
+            }
+        };
+        block.txs.push((digest.0, *key.value()));
+        expected_events.push((record.index, record.event_count, record.sender.0));
+    }
+    let signed = block.signers.len();
+    if signed != header.tx_digests.len() || block.txs.len() != signed + usize::from(height == 0) {
+        return Err(incomplete("transaction records are missing"));
+    }
+    let events = txn.open_table(EVENTS)?;
+    let span = (pos_key((height, 0, 0)), pos_key((height, u64::MAX, u64::MAX)));
+    let mut stored = events.range::<&[u8]>(&span.0[..]..=&span.1[..])?;
+    for (index, count, sender) in expected_events {
+        for event_seq in 0..count {
+            let (key, bytes) = stored.next().ok_or_else(|| incomplete("events are missing"))??;
+            let event = open_event(key.value(), bytes.value())?;
+            if event.position() != (height, index, event_seq) || event.sender.0 != sender {
+                return Err(incomplete(&format!("transaction {index}'s events are not the ones it counts")));
+            }
+            let pos = pos_key(event.position());
+            block.senders.push((sender, pos));
+            block
+                .objects
+                .extend(object_refs(&event.event).into_iter().map(|(kind, id)| (object_key(kind, id), pos)));
+            block.types.push([&type_prefix(event.event.name())[..], &pos].concat());
+        }
+    }
+    if stored.next().is_some() {
+        return Err(incomplete("an event belongs to no transaction"));
+    }
+    Ok(block)
 }
 
 /// A stored block's entries in the batched indexes; `held` has the nonces after earlier
-/// unindexed blocks. The digests come from the header, senders from the transaction records (an
-/// event's sender is its transaction's), small ids from the events.
+/// unindexed blocks, the `nonces` table the ones before.
 fn stored_entries(
     txn: &ReadTransaction,
     height: u64,
     held: &std::collections::BTreeMap<[u8; 32], u64>,
 ) -> Result<BlockEntries, LedgerError> {
-    let header = read_header(txn, height)?.ok_or_else(|| missing("a block"))?;
+    let block = read_stored_block(txn, height)?;
     let nonces = txn.open_table(NONCES)?;
-    let mut entries = BlockEntries::default();
     let mut next = std::collections::BTreeMap::new();
-    let records = txn.open_table(TRANSACTIONS)?;
-    for item in records.range::<&TxPos>(&tx_pos(height, 0)..=&tx_pos(height, u64::MAX))? {
-        let (key, bytes) = item?;
-        let record: TxRecord = decode_stored(bytes.value(), "a transaction record")?;
-        if record.signed.is_none() {
-            // The genesis pseudo-transaction: height 0 is always indexed.
-            continue;
-        }
-        let digest = usize::try_from(record.index)
-            .ok()
-            .and_then(|i| header.tx_digests.get(i))
-            .ok_or_else(|| missing("a transaction's digest in its header"))?;
-        entries.txs.push((digest.0, *key.value()));
-        for event_seq in 0..record.event_count {
-            let pos = pos_key((height, record.index, event_seq));
-            entries.senders.push((record.sender.0, pos));
-        }
-        let sender = record.sender.0;
-        let before = match next.get(&sender).or_else(|| held.get(&sender)) {
+    for sender in &block.signers {
+        let before = match next.get(sender).or_else(|| held.get(sender)) {
             Some(nonce) => *nonce,
-            None => nonces.get(&sender)?.map_or(0, |v| v.value()),
+            None => nonces.get(sender)?.map_or(0, |v| v.value()),
         };
-        next.insert(sender, before.saturating_add(1));
+        next.insert(*sender, before.saturating_add(1));
     }
-    let events = txn.open_table(EVENTS)?;
-    let span = (pos_key((height, 0, 0)), pos_key((height, u64::MAX, u64::MAX)));
-    for item in events.range::<&[u8]>(&span.0[..]..=&span.1[..])? {
-        let (_, bytes) = item?;
-        let event: EventRecord = decode_stored(bytes.value(), "an event")?;
-        let pos = pos_key(event.position());
-        for (kind, id) in object_refs(&event.event) {
-            entries.objects.push((object_key(kind, id), pos));
-        }
-    }
-    entries.nonces = next.into_iter().collect();
-    Ok(entries)
+    Ok(BlockEntries {
+        txs: block.txs,
+        senders: block.senders,
+        objects: block.objects,
+        nonces: next.into_iter().collect(),
+    })
 }
 
 fn write_header(txn: &WriteTransaction, c: &Commit<'_>) -> Result<(), LedgerError> {
     let height = c.header.height;
-    txn.open_table(BLOCKS)?.insert(height, &encode(c.header)[..])?;
+    let key = height.to_be_bytes();
+    txn.open_table(BLOCKS)?.insert(height, &seal(BLOCKS.name(), &key, encode(c.header))[..])?;
     txn.open_table(BLOCK_HEIGHTS)?.insert(&c.digest.0, height)?;
     if let Some(digest) = &c.state_digest {
-        txn.open_table(STATE_DIGESTS)?.insert(height, &digest.0)?;
+        let sealed = seal(STATE_DIGESTS.name(), &key, digest.0.to_vec());
+        txn.open_table(STATE_DIGESTS)?.insert(height, &sealed[..])?;
     }
     Ok(())
 }
@@ -594,11 +989,12 @@ fn write_transactions(
     let mut by_type = txn.open_table(EVENTS_BY_TYPE)?;
     let mut key = Vec::new();
     for (signed, outcome) in transactions {
-        let record = encode(&TxRecordRef::new(*signed, outcome));
-        records.insert(&tx_pos(outcome.height, outcome.index), &record[..])?;
+        let at = tx_pos(outcome.height, outcome.index);
+        let record = seal(TRANSACTIONS.name(), &at, encode(&TxRecordRef::new(*signed, outcome)));
+        records.insert(&at, &record[..])?;
         for event in &outcome.events {
             let pos = pos_key(event.position());
-            events.insert(&pos[..], &encode(event)[..])?;
+            events.insert(&pos[..], &seal(EVENTS.name(), &pos, encode(event))[..])?;
             key.clear();
             key.extend_from_slice(&type_prefix(event.event.name()));
             key.extend_from_slice(&pos);
@@ -643,7 +1039,8 @@ fn write_index(txn: &WriteTransaction, all: &Unindexed) -> Result<(), LedgerErro
 /// Writes a snapshot and deletes all but the newest [`SNAPSHOTS_KEPT`] (the genesis one stays).
 fn write_snapshot(txn: &WriteTransaction, snapshot: &Snapshot) -> Result<(), LedgerError> {
     let mut table = txn.open_table(SNAPSHOTS)?;
-    table.insert(snapshot.height, &encode(snapshot)[..])?;
+    let sealed = seal(SNAPSHOTS.name(), &snapshot.height.to_be_bytes(), encode(snapshot));
+    table.insert(snapshot.height, &sealed[..])?;
     let older: Vec<u64> = table
         .range(1..snapshot.height)?
         .map(|item| item.map(|(k, _)| k.value()))
@@ -657,8 +1054,49 @@ fn write_snapshot(txn: &WriteTransaction, snapshot: &Snapshot) -> Result<(), Led
 
 fn read_header(txn: &ReadTransaction, height: u64) -> Result<Option<BlockHeader>, LedgerError> {
     let table = txn.open_table(BLOCKS)?;
-    let bytes = table.get(height)?.map(|v| v.value().to_vec());
-    bytes.map(|b| decode_stored(&b, "a block header")).transpose()
+    let Some(bytes) = table.get(height)? else { return Ok(None) };
+    let what = || format!("the header of block {height}");
+    open(BLOCKS.name(), &height.to_be_bytes(), bytes.value(), &what).map(Some)
+}
+
+fn open_record(pos: &TxPos, bytes: &[u8]) -> Result<TxRecord, LedgerError> {
+    let what = || format!("the record of transaction {} of block {}", height_of(&pos[8..]), height_of(pos));
+    open(TRANSACTIONS.name(), pos, bytes, &what)
+}
+
+fn open_event(pos: &[u8], bytes: &[u8]) -> Result<EventRecord, LedgerError> {
+    let what = || format!("an event of block {}", height_of(pos));
+    let event: EventRecord = open(EVENTS.name(), pos, bytes, &what)?;
+    if pos_key(event.position())[..] != *pos {
+        return Err(LedgerError::ECorruptStore(format!("{} is stored at another event's position", what())));
+    }
+    Ok(event)
+}
+
+fn open_snapshot(height: u64, bytes: &[u8]) -> Result<Snapshot, LedgerError> {
+    let what = || format!("the snapshot at height {height}");
+    open(SNAPSHOTS.name(), &height.to_be_bytes(), bytes, &what)
+}
+
+fn read_meta_u64(
+    meta: &ReadOnlyTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<u64>, LedgerError> {
+    let Some(bytes) = meta.get(key)? else { return Ok(None) };
+    let what = || format!("`{key}` in meta");
+    let payload = unseal(META.name(), key.as_bytes(), bytes.value(), &what)?;
+    let payload = <[u8; 8]>::try_from(payload)
+        .map_err(|_| LedgerError::ECorruptStore(format!("{} is not 8 bytes", what())))?;
+    Ok(Some(u64::from_le_bytes(payload)))
+}
+
+fn write_meta_u64(
+    meta: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    key: &str,
+    value: u64,
+) -> Result<(), LedgerError> {
+    meta.insert(key, &seal(META.name(), key.as_bytes(), value.to_le_bytes().to_vec())[..])?;
+    Ok(())
 }
 
 /// A transaction's position: from memory (`held`, when its block is in the view's unindexed
@@ -674,9 +1112,20 @@ fn tx_position(view: &View, digest: &Digest, held: Option<TxPos>) -> Result<Opti
 fn read_tx(view: &View, digest: &Digest, held: Option<TxPos>) -> Result<Option<TxRecord>, LedgerError> {
     let Some(pos) = tx_position(view, digest, held)? else { return Ok(None) };
     let table = view.txn.open_table(TRANSACTIONS)?;
-    let bytes =
-        table.get(&pos)?.map(|v| v.value().to_vec()).ok_or_else(|| missing("an indexed transaction"))?;
-    decode_stored(&bytes, "a transaction record").map(Some)
+    let Some(bytes) = table.get(&pos)? else {
+        return Err(index_wrong(TX_POSITIONS.name(), "a transaction digest leads to no transaction"));
+    };
+    let record = open_record(&pos, bytes.value())?;
+    let is_it = match &record.signed {
+        Some(signed) => signed.digest() == *digest,
+        // The genesis pseudo-transaction, at the first position: its digest is the genesis
+        // digest, which the genesis header names as its parent.
+        None => pos == tx_pos(0, 0) && read_header(&view.txn, 0)?.is_some_and(|h| h.parent_digest == *digest),
+    };
+    if !is_it {
+        return Err(index_wrong(TX_POSITIONS.name(), "a transaction digest leads to another transaction"));
+    }
+    Ok(Some(record))
 }
 
 /// The global position of the event a cursor names.
@@ -820,12 +1269,15 @@ fn fetch_events(
         .map(|pos| {
             let bytes = events
                 .get(&pos[..])?
-                .map(|v| v.value().to_vec())
-                .ok_or_else(|| missing("an indexed event"))?;
-            decode_stored(&bytes, "an event")
+                .ok_or_else(|| index_wrong("events_by_*", "an entry leads to no event"))?;
+            open_event(pos, bytes.value())
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "store_faults.rs"]
+mod faults;
 
 #[cfg(test)]
 mod tests {
@@ -853,44 +1305,28 @@ mod tests {
         }
     }
 
-    fn damage(path: &Path, write: impl FnOnce(&WriteTransaction)) {
-        let db = Database::create(path).unwrap();
-        let txn = db.begin_write().unwrap();
-        write(&txn);
-        txn.commit().unwrap();
-    }
-
-    fn reopen(path: &Path) -> Result<(), &'static str> {
-        Ledger::open(path, OPTIONS).map(|_| ()).map_err(|e| e.name())
-    }
-
     #[test]
-    fn damaged_storage_is_reported_not_trusted() {
+    fn another_format_version_is_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chain.redb");
-        blocks(&path, 3);
-        assert_eq!(reopen(&path), Ok(()));
-        damage(&path, |txn| {
-            txn.open_table(STATE_DIGESTS).unwrap().insert(3, &[0u8; 32]).unwrap();
-        });
-        assert_eq!(reopen(&path), Err("ECorruptStore"), "a replayed block disagrees with its digest");
-
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chain.redb");
-        blocks(&path, 3);
-        damage(&path, |txn| {
-            txn.open_table(SNAPSHOTS).unwrap().insert(2, &[1u8, 2, 3][..]).unwrap();
-        });
-        assert_eq!(reopen(&path), Err("ECorruptStore"), "a snapshot that does not decode");
-
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chain.redb");
-        blocks(&path, 3);
-        damage(&path, |txn| {
-            txn.open_table(META).unwrap().insert(META_FORMAT, &9u32.to_le_bytes()[..]).unwrap();
-        });
-        assert_eq!(reopen(&path), Err("ECorruptStore"), "an unknown format version");
-        assert_eq!(reopen(&dir.path().join("empty.redb")), Err("EInvalidConfig"), "no genesis");
+        blocks(&path, 1);
+        for (version, says) in [(2u32, "older than this build"), (9, "newer than this build")] {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META).unwrap().insert(META_FORMAT, &version.to_le_bytes()[..]).unwrap();
+            txn.commit().unwrap();
+            drop(db);
+            let error = Ledger::open(&path, OPTIONS).err().unwrap();
+            assert_eq!(error.name(), "ECorruptStore");
+            assert!(error.to_string().contains(says), "{error}");
+            assert!(error.to_string().contains(&format!("store format {version}")), "{error}");
+        }
+        assert_eq!(
+            Ledger::open(&dir.path().join("none.redb"), OPTIONS).err().map(|e| e.name()),
+            Some("EInvalidConfig"),
+            "no store and no genesis"
+        );
+        assert!(!dir.path().join("none.redb").exists(), "nothing is created without a genesis");
     }
 
     /// Everything a reader can ask that the batched indexes answer, paged by two.
