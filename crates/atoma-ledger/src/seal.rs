@@ -27,8 +27,10 @@ pub(crate) const CHECKSUM_LEN: usize = 16;
 const DOMAIN: &[u8] = b"atoma-store-record";
 
 fn checksum(table: &str, key: &[u8], payload: &[u8]) -> [u8; CHECKSUM_LEN] {
-    // Keys of one table all have one length, so table ‖ 0 ‖ key ‖ payload is unambiguous.
-    let full = blake2b256(&[DOMAIN, table.as_bytes(), &[0], key, payload]);
+    // Table names hold no 0 byte and the key's length comes first, so
+    // table ‖ 0 ‖ len(key) ‖ key ‖ payload is unambiguous (`meta`'s keys differ in length).
+    let key_len = u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes();
+    let full = blake2b256(&[DOMAIN, table.as_bytes(), &[0], &key_len, key, payload]);
     let mut out = [0u8; CHECKSUM_LEN];
     out.copy_from_slice(&full[..CHECKSUM_LEN]);
     out
