@@ -11,13 +11,19 @@
 //!   answered `408` with a JSON-RPC error (-32600, `ERequestBodyTimeout`) and `Connection:
 //!   close`; the connection is closed;
 //! - a complete body goes to jsonrpsee in memory, so the slot it takes is held only while the
-//!   call runs.
+//!   call runs;
+//! - bodies being read share a budget of `RpcConfig::max_buffered_body_bytes`: each reserves
+//!   its announced `Content-Length` (the size limit when it announces none) before a byte is
+//!   read, and a `POST` that does not fit is answered `429` at once (with `Connection: close`, its
+//!   body unread). So no more than the budget is ever buffered, however many sockets or HTTP/2
+//!   streams clients open, while small stalled bodies take little of it.
 //!
 //! Other requests (`GET /health`, WebSocket upgrades, wrong methods or content types) pass
 //! through untouched: jsonrpsee answers them without reading a body.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -30,20 +36,26 @@ use jsonrpsee::server::http::{content_type_is_json, response};
 use jsonrpsee::server::ws::is_upgrade_request;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use jsonrpsee::types::{ErrorObjectOwned, Id, Response, ResponsePayload};
+use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
 use crate::error::{RpcError, RpcErrorName, codes};
 
 /// Installs [`CompleteBodies`] in front of jsonrpsee.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct CompleteBodiesLayer {
     timeout: Duration,
     max_bytes: u32,
+    /// One permit per byte that bodies being read may buffer; shared by every connection.
+    budget: Arc<Semaphore>,
 }
 
 impl CompleteBodiesLayer {
-    pub fn new(timeout: Duration, max_bytes: u32) -> Self {
-        CompleteBodiesLayer { timeout, max_bytes }
+    /// Reads bodies of at most `max_bytes`, each within `timeout`, buffering at most
+    /// `budget_bytes` for all of them together.
+    pub fn new(timeout: Duration, max_bytes: u32, budget_bytes: usize) -> Self {
+        let budget = Arc::new(Semaphore::new(budget_bytes.min(Semaphore::MAX_PERMITS)));
+        CompleteBodiesLayer { timeout, max_bytes, budget }
     }
 }
 
@@ -51,7 +63,12 @@ impl<S> Layer<S> for CompleteBodiesLayer {
     type Service = CompleteBodies<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CompleteBodies { inner, timeout: self.timeout, max_bytes: self.max_bytes }
+        CompleteBodies {
+            inner,
+            timeout: self.timeout,
+            max_bytes: self.max_bytes,
+            budget: Arc::clone(&self.budget),
+        }
     }
 }
 
@@ -61,6 +78,7 @@ pub(crate) struct CompleteBodies<S> {
     inner: S,
     timeout: Duration,
     max_bytes: u32,
+    budget: Arc<Semaphore>,
 }
 
 type ResponseFuture = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send + 'static>>;
@@ -89,20 +107,37 @@ where
             let answer = self.inner.call(request.map(HttpBody::new));
             return Box::pin(async move { answer.await.map_err(Into::into) });
         }
+        // What this body may take of the budget: what it announces, or the most it may be.
+        let max_bytes = self.max_bytes;
+        let reserve = match content_length(request.headers()) {
+            Some(len) if len > u64::from(max_bytes) => {
+                return Box::pin(async move { Ok(response::too_large(max_bytes)) });
+            }
+            Some(len) => len as u32,
+            None => max_bytes,
+        };
+        let Ok(permit) = Arc::clone(&self.budget).try_acquire_many_owned(reserve) else {
+            return Box::pin(async { Ok(busy()) });
+        };
         // The service that was made ready goes with the request; a clone stays for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (timeout, max_bytes) = (self.timeout, self.max_bytes);
+        let timeout = self.timeout;
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            let bytes = match tokio::time::timeout(timeout, read_whole(&parts.headers, body, max_bytes)).await
-            {
+            let bytes = match tokio::time::timeout(timeout, read_whole(body, reserve)).await {
                 Err(_) => return Ok(timed_out()),
-                Ok(Err(BodyError::TooLarge)) => return Ok(response::too_large(max_bytes)),
-                // The client broke the body off or mis-framed it; nobody may be left to read this.
-                Ok(Err(BodyError::Broken)) => return Ok(response::malformed()),
+                // More than the size limit, when no length was announced.
+                Ok(Err(BodyError::Longer)) if reserve == max_bytes => {
+                    return Ok(response::too_large(max_bytes));
+                }
+                // The client broke the body off or sent more than it announced; nobody may be
+                // left to read this.
+                Ok(Err(BodyError::Longer | BodyError::Broken)) => return Ok(response::malformed()),
                 Ok(Ok(bytes)) => bytes,
             };
+            // The body is read; what bounds the call from here is jsonrpsee's connection slot.
+            drop(permit);
             let request = HttpRequest::from_parts(parts, HttpBody::from(bytes));
             inner.call(request).await.map_err(Into::into)
         })
@@ -110,32 +145,41 @@ where
 }
 
 enum BodyError {
-    TooLarge,
+    /// More bytes came than the body may have.
+    Longer,
     Broken,
 }
 
-/// The body, if it is at most `max_bytes` long (by its `Content-Length` and by what arrives).
-async fn read_whole<B>(headers: &http::HeaderMap, body: B, max_bytes: u32) -> Result<Vec<u8>, BodyError>
+/// The request's `Content-Length`, if it announces a readable one.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+}
+
+/// The body, if it is at most `limit` bytes long.
+async fn read_whole<B>(body: B, limit: u32) -> Result<Vec<u8>, BodyError>
 where
     B: Body<Data = Bytes>,
 {
-    let max_bytes = max_bytes as usize;
-    let announced = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if announced.is_some_and(|len| len > max_bytes as u64) {
-        return Err(BodyError::TooLarge);
-    }
+    let limit = limit as usize;
     let mut body = std::pin::pin!(body);
-    let mut bytes = Vec::with_capacity(announced.map_or(0, |len| len as usize).min(16 * 1024));
+    let mut bytes = Vec::with_capacity(limit.min(16 * 1024));
     while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
         let frame = frame.map_err(|_| BodyError::Broken)?;
         if let Some(data) = frame.data_ref() {
-            if bytes.len() + data.len() > max_bytes {
-                return Err(BodyError::TooLarge);
+            if bytes.len() + data.len() > limit {
+                return Err(BodyError::Longer);
             }
             bytes.extend_from_slice(data);
         }
     }
     Ok(bytes)
+}
+
+/// `429` (jsonrpsee's own busy answer), closing the connection: the body is left unread.
+fn busy() -> HttpResponse {
+    let mut response = response::too_many_requests();
+    response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// `408` with a JSON-RPC error, closing the connection (the rest of the body may still come).

@@ -26,6 +26,8 @@ pub const DEFAULT_PORT: u16 = 9000;
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u32 = 256 * 1024;
 /// 16 MiB: a page of 1,000 events fits many times over.
 pub const DEFAULT_MAX_RESPONSE_BODY_BYTES: u32 = 16 * 1024 * 1024;
+/// 32 MiB: what request bodies being read may buffer together (128 bodies of the largest size).
+pub const DEFAULT_MAX_BUFFERED_BODY_BYTES: u64 = 32 * 1024 * 1024;
 /// Simultaneous HTTP requests and WebSocket connections.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 128;
 /// Live `atoma_subscribeEvents` subscriptions per WebSocket connection.
@@ -58,6 +60,12 @@ pub struct RpcConfig {
     /// Simultaneous HTTP requests (from complete body to answer) and WebSocket connections;
     /// more are refused with HTTP 429.
     pub max_connections: u32,
+    /// What the bodies of JSON-RPC `POST`s being read (before their requests take a slot of
+    /// [`RpcConfig::max_connections`]) may buffer together; at least
+    /// [`RpcConfig::max_request_body_bytes`]. Each body reserves its announced `Content-Length`
+    /// (the size limit when it announces none) before a byte is read; one that does not fit is
+    /// answered HTTP 429 at once, its connection closed.
+    pub max_buffered_body_bytes: u64,
     /// More get [`crate::codes::TOO_MANY_SUBSCRIPTIONS`].
     pub max_subscriptions_per_connection: u32,
     /// Longer batches are refused whole.
@@ -92,6 +100,7 @@ impl Default for RpcConfig {
             max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
             max_response_body_bytes: DEFAULT_MAX_RESPONSE_BODY_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_buffered_body_bytes: DEFAULT_MAX_BUFFERED_BODY_BYTES,
             max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
             max_batch_len: DEFAULT_MAX_BATCH_LEN,
             first_request_timeout: DEFAULT_FIRST_REQUEST_TIMEOUT,
@@ -206,9 +215,13 @@ pub async fn serve(chain: ChainHandle, config: RpcConfig) -> Result<RpcServerHan
     let module = methods::module(context).map_err(|e| ServeError::Register(e.to_string()))?;
     // Outermost first: `/health` and `/metrics` need no body; bodies are read whole before
     // jsonrpsee takes a connection slot for the request.
-    let http = tower::ServiceBuilder::new()
-        .layer(HealthAndMetricsLayer::new(chain, metrics))
-        .layer(CompleteBodiesLayer::new(config.request_body_timeout, config.max_request_body_bytes));
+    let http = tower::ServiceBuilder::new().layer(HealthAndMetricsLayer::new(chain, metrics)).layer(
+        CompleteBodiesLayer::new(
+            config.request_body_timeout,
+            config.max_request_body_bytes,
+            usize::try_from(config.max_buffered_body_bytes).unwrap_or(usize::MAX),
+        ),
+    );
     let rpc = jsonrpsee::core::middleware::RpcServiceBuilder::new()
         .layer_fn(crate::middleware::NameHttpSubscriptions);
     let server = Server::builder()
@@ -248,6 +261,9 @@ fn validate(config: &RpcConfig) -> Result<(), ServeError> {
     let bad = |what: &str| Err(ServeError::InvalidConfig(what.into()));
     if config.max_request_body_bytes == 0 || config.max_response_body_bytes == 0 {
         return bad("body size limits must be > 0");
+    }
+    if config.max_buffered_body_bytes < u64::from(config.max_request_body_bytes) {
+        return bad("the buffered body budget must hold at least one body of the largest size");
     }
     if config.max_connections == 0
         || config.max_subscriptions_per_connection == 0

@@ -124,6 +124,55 @@ async fn a_stalled_request_body_gets_408_and_holds_no_connection_slot() {
     net.stop().await;
 }
 
+/// Bodies being read share a byte budget: one that does not fit is answered 429 at once, unread;
+/// small ones still fit beside the big stalled ones; once the stalled ones time out, the budget
+/// is whole again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_bodies_cannot_buffer_more_than_the_budget() {
+    let mut rpc = loopback_rpc();
+    rpc.max_request_body_bytes = 4096;
+    rpc.max_buffered_body_bytes = 10_000;
+    rpc.request_body_timeout = Duration::from_secs(2);
+    let (net, _dir) = start(rpc, None).await;
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "atoma_getChainInfo", "params": []}).to_string();
+    // A call padded with spaces to 4,000 bytes: valid JSON, and 40% of the budget.
+    let big = format!("{call:<4000}");
+
+    // Two big bodies stall after 10 bytes: 8,000 of the 10,000 bytes are reserved.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        stalled.push(start_post(net.addr(), big.as_bytes(), 10).await);
+    }
+    // A third big one does not fit; it is refused at once, its body unread. (Polled: the server
+    // reserves for the stalled ones when it has parsed their headers.)
+    let refused = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let mut stream = start_post(net.addr(), big.as_bytes(), 0).await;
+            let answer = String::from_utf8_lossy(&read_until_closed(&mut stream).await).to_string();
+            if answer.starts_with("HTTP/1.1 429") {
+                break answer;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a body beyond the budget is refused");
+    assert!(refused.to_ascii_lowercase().contains("connection: close"), "{refused}");
+    // A small call still fits beside them and is served.
+    let (status, body) = http(net.addr(), "POST", "/", call.as_bytes()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(serde_json::from_str::<Value>(&body).expect("JSON")["result"].is_object(), "{body}");
+
+    // The stalled ones time out (408) and give their reservations back.
+    for mut stream in stalled {
+        let answer = String::from_utf8_lossy(&read_until_closed(&mut stream).await).to_string();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    let (status, body) = http(net.addr(), "POST", "/", big.as_bytes()).await;
+    assert_eq!(status, 200, "a big body is served once the budget is back: {body}");
+    net.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_body_that_arrives_within_the_timeout_is_served() {
     let mut rpc = loopback_rpc();
@@ -251,13 +300,14 @@ async fn websockets_that_answer_pings_stay_open() {
 }
 
 #[tokio::test]
-async fn zero_timeouts_are_refused() {
+async fn zero_timeouts_and_a_budget_below_one_body_are_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (chain, task) = atoma_ledger::Chain::open(chain_config(dir.path())).expect("chain opens");
-    let zeroed: [fn(&mut RpcConfig); 3] = [
+    let zeroed: [fn(&mut RpcConfig); 4] = [
         |rpc| rpc.first_request_timeout = Duration::ZERO,
         |rpc| rpc.request_body_timeout = Duration::ZERO,
         |rpc| rpc.ws_idle_timeout = Duration::ZERO,
+        |rpc| rpc.max_buffered_body_bytes = u64::from(rpc.max_request_body_bytes) - 1,
     ];
     for zero in zeroed {
         let mut rpc = loopback_rpc();
