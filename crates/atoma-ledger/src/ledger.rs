@@ -12,7 +12,8 @@
 //! Opening checks the store (docs/LEDGER.md, "Storage faults"): a damaged snapshot is passed
 //! over for an older one, the blocks after it are replayed, and then it is deleted; damaged
 //! indexes are rebuilt from the blocks; a damaged block that must be replayed is refused, naming
-//! its height. What was repaired is in [`Ledger::repairs`] and the `storage_repairs` metric.
+//! its height. What was repaired is in [`Ledger::repairs`] and the `storage_repairs` metric. The
+//! open ledger holds the store's lock (`chain.lock`): a second opener gets `EDataDirInUse`.
 //!
 //! Readers share the state through a `RwLock`: a block holds the write lock from execution to the
 //! end of its commit, so a reader never sees a state that is not durable. Blocks, transactions and
@@ -30,6 +31,7 @@ use tokio::sync::broadcast;
 
 use crate::block::{Block, BlockHeader, transaction_random_seed};
 use crate::digest::Digest;
+use crate::dir_lock::DataDirLock;
 use crate::error::LedgerError;
 use crate::events::{EventFilter, EventId, EventRecord, Page, effective_limit};
 use crate::execution::{BlockEffects, TxOutcome, TxStatus, VerifiedBlock, check_follows, execute_block};
@@ -153,13 +155,17 @@ pub struct Ledger {
     halted: AtomicBool,
     /// What opening repaired, in plain words.
     repairs: Vec<String>,
+    /// No other ledger opens this store while this one lives (`dir_lock`). Last, so that it is
+    /// released after the store is closed.
+    _lock: DataDirLock,
 }
 
 impl Ledger {
     /// Opens the ledger stored at `path`, recovering to its last committed block.
     ///
     /// # Errors
-    /// `EInvalidConfig` when the store has no genesis; `EStorage`, `ECorruptStore` from recovery.
+    /// `EInvalidConfig` when the store has no genesis; `EDataDirInUse` when another ledger has
+    /// it open; `EStorage`, `ECorruptStore` from recovery.
     pub fn open(path: &Path, options: LedgerOptions) -> Result<Self, LedgerError> {
         Self::open_or_create(path, options, || {
             Err(LedgerError::EInvalidConfig("the store has no genesis".into()))
@@ -173,8 +179,13 @@ impl Ledger {
     /// committed, and only then renamed to `path` (and the directory synced): a start killed
     /// half-way leaves no store, and the next start removes the leftover and begins again.
     ///
+    /// The ledger holds an exclusive lock on `<stem>.lock` beside `path` (`chain.lock`) from
+    /// before it touches any file until it is dropped, so that no other opener — another
+    /// process, or this one again — can remove or create the store under it.
+    ///
     /// # Errors
-    /// `EInvalidConfig` for bad options or genesis; `EStorage`, `ECorruptStore` from storage.
+    /// `EDataDirInUse` when another ledger has this store open; `EInvalidConfig` for bad options
+    /// or genesis; `EStorage`, `ECorruptStore` from storage; `EIo` for the lock file.
     pub fn open_or_create(
         path: &Path,
         options: LedgerOptions,
@@ -183,6 +194,7 @@ impl Ledger {
         if options.snapshot_interval == 0 || options.event_buffer == 0 {
             return Err(LedgerError::EInvalidConfig("snapshot interval and event buffer must be ≥ 1".into()));
         }
+        let lock = DataDirLock::acquire(path)?;
         let (store, genesis) = open_store(path, make_genesis)?;
         let params = genesis.params();
         let (state, mut repairs) = recover(&store, &params)?;
@@ -204,7 +216,19 @@ impl Ledger {
         let live = RwLock::new(Live { state });
         let halted = AtomicBool::new(false);
         let repairs = repairs.done;
-        Ok(Ledger { store, live, durable, genesis, params, options, events, metrics, halted, repairs })
+        Ok(Ledger {
+            store,
+            live,
+            durable,
+            genesis,
+            params,
+            options,
+            events,
+            metrics,
+            halted,
+            repairs,
+            _lock: lock,
+        })
     }
 
     /// What opening the store repaired, in plain words — a damaged snapshot passed over, the

@@ -657,3 +657,25 @@ fn an_index_rebuild_that_fails_for_want_of_storage_is_not_called_damage() {
         "{error}"
     );
 }
+
+#[test]
+fn a_store_another_ledger_has_open_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("pristine.redb");
+    write_chain(&pristine);
+    let path = copy_to(&pristine, dir.path(), "chain.redb");
+    let first = Ledger::open(&path, OPTIONS).unwrap();
+    // What the first opener would be writing if it were creating the store.
+    let creating = dir.path().join("chain.redb.creating");
+    std::fs::write(&creating, b"being written").unwrap();
+    let error = Ledger::open_or_create(&path, OPTIONS, || panic!("no genesis is made")).err().unwrap();
+    assert_eq!(error.name(), "EDataDirInUse", "{error}");
+    assert!(error.to_string().contains(&dir.path().display().to_string()), "{error}");
+    assert!(error.to_string().contains("another `atoma` process"), "{error}");
+    assert_eq!(std::fs::read(&creating).unwrap(), b"being written", "left alone");
+    assert_eq!(Ledger::open(&path, OPTIONS).err().map(|e| e.name()), Some("EDataDirInUse"));
+    drop(first);
+    let again = Ledger::open(&path, OPTIONS).unwrap();
+    assert!(!creating.exists(), "a leftover is removed once nobody holds the store");
+    assert_eq!(again.tip().height, BLOCK_COUNT);
+}
