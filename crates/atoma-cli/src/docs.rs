@@ -29,7 +29,9 @@ cargo run --release -- events --follow
 
 - Everything lives under `$ATOMA_HOME` (default `~/.atoma`): the chain database `chain.redb` and
   the keystore `keystore.json`. `atoma start --data-dir DIR` keeps the chain elsewhere and still
-  copies the network's keys into `$ATOMA_HOME/keystore.json`.
+  copies the network's keys into `$ATOMA_HOME/keystore.json`. A running `atoma start` holds a lock
+  on `chain.lock` in that directory: a second one there, `--fresh` or not, is refused with
+  `EDataDirInUse` and changes nothing.
 - The keystore is the ledger's format, shared by the chain and the CLI: a JSON array of
   `{"alias": "admin", "address": "0x…", "private_key": "<64 hex digits>"}`, written atomically
   with mode 0600. It holds secrets in the clear: it is meant for local networks.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use atoma_ledger::chain::{CHAIN_DB_FILE, MAX_BLOCK_TIME_MS};
 use atoma_ledger::genesis::{ADMIN_ALIAS, FAUCET_ALIAS, MAX_TEST_ACCOUNTS};
 use atoma_ledger::keystore::KEYSTORE_FILE;
-use atoma_ledger::{Chain, ChainConfig, ChainHandle, ChainTask, Keystore};
+use atoma_ledger::{Chain, ChainConfig, ChainHandle, ChainTask, Keystore, LedgerError};
 use atoma_rpc::{RpcConfig, RpcServerHandle, ServeError};
 use clap::Args;
 use serde_json::{Value, json};
@@ -49,7 +49,8 @@ pub struct StartArgs {
 /// Runs the local network until Ctrl-C.
 ///
 /// # Errors
-/// Ledger errors from opening the chain; `EAddressInUse` when the RPC address cannot be bound.
+/// Ledger errors from opening the chain (`EDataDirInUse` when another `atoma` runs on the
+/// data directory); `EAddressInUse` when the RPC address cannot be bound.
 pub async fn run(args: StartArgs, out: &Output) -> CliResult<()> {
     let home = keys::home()?;
     let data_dir = args.data_dir.clone().unwrap_or_else(|| home.clone());
@@ -90,13 +91,15 @@ async fn open_chain(args: &StartArgs, data_dir: &Path) -> CliResult<(ChainHandle
         .await
         .map_err(|e| CliError::new(CliErrorKind::ERpc, format!("the chain failed to open: {e}")))?
         .map_err(|e| {
+            let in_use = matches!(e, LedgerError::EDataDirInUse(_));
             let mut error = CliError::from(e);
-            if error.message.contains("already open") {
-                error.message = format!(
-                    "{}: another `atoma start` is using {dir}; stop it, or give this one its own \
-                     ATOMA_HOME or --data-dir",
-                    error.message
-                );
+            let hint = "stop it, or give this one its own ATOMA_HOME or --data-dir";
+            if in_use {
+                // The ledger's lock (`chain.lock`): the message names the directory already.
+                error.message = format!("{}; {hint}", error.message);
+            } else if error.message.contains("already open") {
+                // redb's own lock on `chain.redb`, held by something that is not a ledger.
+                error.message = format!("{}: another process is using {dir}; {hint}", error.message);
             }
             error
         })

@@ -142,17 +142,28 @@ fn a_second_network_on_a_used_port_or_home_is_refused_by_name() {
     assert!(!out.status.success());
     let doc: Value = serde_json::from_slice(&out.stdout).expect("a JSON error");
     assert_eq!(doc["error"]["name"], "EAddressInUse");
-    // The same home is locked by the running node.
-    let out = atoma()
-        .args(["--json", "start", "--rpc-addr", "127.0.0.1:0"])
-        .env("ATOMA_HOME", &net.home)
-        .stdin(Stdio::null())
-        .output()
-        .expect("atoma runs");
-    assert!(!out.status.success());
-    let doc: Value = serde_json::from_slice(&out.stdout).expect("a JSON error");
-    assert_eq!(doc["error"]["name"], "EStorage");
-    assert!(doc["error"]["message"].as_str().is_some_and(|m| m.contains("another `atoma start`")), "{doc}");
+    // The same home is locked by the running node (`chain.lock`): a second start is refused, and
+    // `--fresh` deletes nothing of the running chain.
+    let files = |name: &str| std::fs::read(net.home.join(name)).expect("a file of the home");
+    let keys = files("keystore.json");
+    for fresh in [&[][..], &["--fresh"][..]] {
+        let out = atoma()
+            .args(["--json", "start", "--rpc-addr", "127.0.0.1:0"])
+            .args(fresh)
+            .env("ATOMA_HOME", &net.home)
+            .stdin(Stdio::null())
+            .output()
+            .expect("atoma runs");
+        assert!(!out.status.success());
+        let doc: Value = serde_json::from_slice(&out.stdout).expect("a JSON error");
+        assert_eq!(doc["error"]["name"], "EDataDirInUse", "{doc}");
+        let message = doc["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("another `atoma` process"), "{doc}");
+        assert!(message.contains(&net.home.display().to_string()) && message.contains("ATOMA_HOME"), "{doc}");
+        assert!(net.home.join("chain.redb").exists(), "{fresh:?} deleted the running chain");
+    }
+    assert_eq!(files("keystore.json"), keys, "the keys are left alone");
+    assert!(net.run(&["status"]).status.success(), "the running node still serves");
     net.stop();
 }
 

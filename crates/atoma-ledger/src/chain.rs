@@ -31,6 +31,7 @@ use crate::admission::{AdmissionQueue, AdmissionReply, run_verifier};
 use crate::batch::verify_transactions;
 use crate::block::{Block, BlockHeader, MAX_BLOCK_TRANSACTIONS};
 use crate::digest::Digest;
+use crate::dir_lock::DataDirLock;
 use crate::error::LedgerError;
 use crate::events::{EventFilter, EventId, EventRecord, Page};
 use crate::execution::TxOutcome;
@@ -345,7 +346,8 @@ impl Chain {
     ///
     /// # Errors
     /// `EInvalidConfig` for bad options or a keystore without this chain's validator key; `EIo`
-    /// for the data directory; `EStorage` / `ECorruptStore` from recovery.
+    /// for the data directory; `EDataDirInUse` when another process has this chain open (then
+    /// `fresh` deletes nothing); `EStorage` / `ECorruptStore` from recovery.
     pub fn open(config: ChainConfig) -> Result<(ChainHandle, ChainTask), LedgerError> {
         config.validate()?;
         let io = |e: std::io::Error| LedgerError::EIo(format!("{}: {e}", config.data_dir.display()));
@@ -353,7 +355,12 @@ impl Chain {
         let db_path = config.data_dir.join(CHAIN_DB_FILE);
         let keystore_path = config.data_dir.join(KEYSTORE_FILE);
         if config.fresh && db_path.exists() {
+            // Never delete a store another process is running: its lock is taken first. A start
+            // that slips in before the ledger takes the lock again makes the open below fail with
+            // `EDataDirInUse`, deleting nothing of it.
+            let lock = DataDirLock::acquire(&db_path)?;
             std::fs::remove_file(&db_path).map_err(io)?;
+            drop(lock);
         }
         let ledger = Arc::new(Ledger::open_or_create(&db_path, config.ledger, || {
             new_local_genesis(&config.genesis, &keystore_path)

@@ -75,6 +75,10 @@ pub enum LedgerError {
     /// The configuration or the keystore is not usable.
     #[error("EInvalidConfig: {0}")]
     EInvalidConfig(String),
+    /// Another process holds the data directory's lock: it has the chain store open. Two
+    /// processes writing one store could destroy it, so the second one is refused.
+    #[error("EDataDirInUse: another `atoma` process is using the data directory {0}")]
+    EDataDirInUse(String),
 }
 
 impl LedgerError {
@@ -96,6 +100,7 @@ impl LedgerError {
             LedgerError::ECorruptStore(_) => 12,
             LedgerError::EIo(_) => 13,
             LedgerError::EInvalidConfig(_) => 14,
+            LedgerError::EDataDirInUse(_) => 15,
         }
     }
 
@@ -117,6 +122,7 @@ impl LedgerError {
             LedgerError::ECorruptStore(_) => "ECorruptStore",
             LedgerError::EIo(_) => "EIo",
             LedgerError::EInvalidConfig(_) => "EInvalidConfig",
+            LedgerError::EDataDirInUse(_) => "EDataDirInUse",
         }
     }
 
@@ -190,6 +196,7 @@ mod tests {
             LedgerError::ECorruptStore(String::new()),
             LedgerError::EIo(String::new()),
             LedgerError::EInvalidConfig(String::new()),
+            LedgerError::EDataDirInUse(String::new()),
         ]
     }
 
@@ -202,6 +209,7 @@ mod tests {
         assert_eq!(names.len(), all.len());
         assert_eq!(LedgerError::EBadSignature("x").code(), 312_013_000);
         assert_eq!(LedgerError::EMempoolFull.code(), 312_013_006);
+        assert_eq!(LedgerError::EDataDirInUse(String::new()).code(), 312_013_015);
         for e in &all {
             assert!(e.to_string().starts_with(e.name()), "{e}");
             assert!(e.code() > atoma_contract::error::ERROR_CODE_BASE + 999, "clashes with the contract");

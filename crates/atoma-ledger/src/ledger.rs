@@ -10,9 +10,10 @@
 //! recovers from the disk exactly as on start, so memory never holds a block the disk does not.
 //!
 //! Opening checks the store (docs/LEDGER.md, "Storage faults"): a damaged snapshot is passed
-//! over for an older one and the blocks after it are replayed; damaged indexes are rebuilt from
-//! the blocks; a damaged block that must be replayed is refused, naming its height. What was
-//! repaired is in [`Ledger::repairs`] and the `storage_repairs` metric.
+//! over for an older one, the blocks after it are replayed, and then it is deleted; damaged
+//! indexes are rebuilt from the blocks; a damaged block that must be replayed is refused, naming
+//! its height. What was repaired is in [`Ledger::repairs`] and the `storage_repairs` metric. The
+//! open ledger holds the store's lock (`chain.lock`): a second opener gets `EDataDirInUse`.
 //!
 //! Readers share the state through a `RwLock`: a block holds the write lock from execution to the
 //! end of its commit, so a reader never sees a state that is not durable. Blocks, transactions and
@@ -30,6 +31,7 @@ use tokio::sync::broadcast;
 
 use crate::block::{Block, BlockHeader, transaction_random_seed};
 use crate::digest::Digest;
+use crate::dir_lock::DataDirLock;
 use crate::error::LedgerError;
 use crate::events::{EventFilter, EventId, EventRecord, Page, effective_limit};
 use crate::execution::{BlockEffects, TxOutcome, TxStatus, VerifiedBlock, check_follows, execute_block};
@@ -153,13 +155,17 @@ pub struct Ledger {
     halted: AtomicBool,
     /// What opening repaired, in plain words.
     repairs: Vec<String>,
+    /// No other ledger opens this store while this one lives (`dir_lock`). Last, so that it is
+    /// released after the store is closed.
+    _lock: DataDirLock,
 }
 
 impl Ledger {
     /// Opens the ledger stored at `path`, recovering to its last committed block.
     ///
     /// # Errors
-    /// `EInvalidConfig` when the store has no genesis; `EStorage`, `ECorruptStore` from recovery.
+    /// `EInvalidConfig` when the store has no genesis; `EDataDirInUse` when another ledger has
+    /// it open; `EStorage`, `ECorruptStore` from recovery.
     pub fn open(path: &Path, options: LedgerOptions) -> Result<Self, LedgerError> {
         Self::open_or_create(path, options, || {
             Err(LedgerError::EInvalidConfig("the store has no genesis".into()))
@@ -173,8 +179,13 @@ impl Ledger {
     /// committed, and only then renamed to `path` (and the directory synced): a start killed
     /// half-way leaves no store, and the next start removes the leftover and begins again.
     ///
+    /// The ledger holds an exclusive lock on `<stem>.lock` beside `path` (`chain.lock`) from
+    /// before it touches any file until it is dropped, so that no other opener — another
+    /// process, or this one again — can remove or create the store under it.
+    ///
     /// # Errors
-    /// `EInvalidConfig` for bad options or genesis; `EStorage`, `ECorruptStore` from storage.
+    /// `EDataDirInUse` when another ledger has this store open; `EInvalidConfig` for bad options
+    /// or genesis; `EStorage`, `ECorruptStore` from storage; `EIo` for the lock file.
     pub fn open_or_create(
         path: &Path,
         options: LedgerOptions,
@@ -183,20 +194,16 @@ impl Ledger {
         if options.snapshot_interval == 0 || options.event_buffer == 0 {
             return Err(LedgerError::EInvalidConfig("snapshot interval and event buffer must be ≥ 1".into()));
         }
+        let lock = DataDirLock::acquire(path)?;
         let (store, genesis) = open_store(path, make_genesis)?;
         let params = genesis.params();
         let (state, mut repairs) = recover(&store, &params)?;
-        if let Some(why) = repairs
-            .index_damage
-            .take()
-            .map_or_else(|| store.check_indexes(&state.ledger.nonces), |why| Ok(Some(why)))?
+        store.delete_snapshots(&repairs.damaged_snapshots)?;
+        let damage = repairs.index_damage.take();
+        if let Some(why) =
+            damage.map_or_else(|| store.check_indexes(&state.ledger.nonces), |why| Ok(Some(why)))?
         {
-            store.rebuild_indexes(&state.ledger.nonces).map_err(|e| {
-                LedgerError::ECorruptStore(format!(
-                    "{}: the indexes are damaged ({why}) and cannot be rebuilt: {e}; {DAMAGED_STORE_HINT}",
-                    store.path().display()
-                ))
-            })?;
+            rebuild_indexes(&store, &state.ledger.nonces, &why)?;
             repairs
                 .done
                 .push(format!("the event and transaction indexes were rebuilt from the blocks ({why})"));
@@ -209,7 +216,19 @@ impl Ledger {
         let live = RwLock::new(Live { state });
         let halted = AtomicBool::new(false);
         let repairs = repairs.done;
-        Ok(Ledger { store, live, durable, genesis, params, options, events, metrics, halted, repairs })
+        Ok(Ledger {
+            store,
+            live,
+            durable,
+            genesis,
+            params,
+            options,
+            events,
+            metrics,
+            halted,
+            repairs,
+            _lock: lock,
+        })
     }
 
     /// What opening the store repaired, in plain words — a damaged snapshot passed over, the
@@ -270,14 +289,17 @@ impl Ledger {
         };
         let commit_started = Instant::now();
         if let Err(error) = self.commit_block(block, &effects, snapshot) {
-            match self.reload() {
-                Ok(reloaded) => {
+            return Err(match self.reload(error.clone()) {
+                Ok((reloaded, error)) => {
                     *self.durable_mut() = Durable::of(&reloaded.state);
                     *live = reloaded;
+                    error
                 }
-                Err(_) => self.halted.store(true, Ordering::SeqCst),
-            }
-            return Err(error);
+                Err(_) => {
+                    self.halted.store(true, Ordering::SeqCst);
+                    error
+                }
+            });
         }
         {
             let mut durable = self.durable_mut();
@@ -323,8 +345,31 @@ impl Ledger {
         })
     }
 
-    fn reload(&self) -> Result<Live, LedgerError> {
-        Ok(Live { state: recover(&self.store, &self.params)?.0 })
+    /// The state after the last committed block, read again from the disk after a failed
+    /// commit (`error`), as on open; damaged snapshots found on the way are deleted.
+    ///
+    /// If the held index entries cannot be gathered again because the indexes are damaged, the
+    /// ledger stops taking blocks (`EChainStopped` from then on) and marks the indexes for a
+    /// rebuild: the entries it holds were right up to the tip, but include the failed block's,
+    /// which a next block at that height would make visible, and only an open can rebuild the
+    /// indexes. Reads go on; the failed block gets `error` saying so.
+    fn reload(&self, error: LedgerError) -> Result<(Live, LedgerError), LedgerError> {
+        let (state, repairs) = recover(&self.store, &self.params)?;
+        self.store.delete_snapshots(&repairs.damaged_snapshots)?;
+        let Some(why) = repairs.index_damage else { return Ok((Live { state }, error)) };
+        self.halted.store(true, Ordering::SeqCst);
+        let marked = self.store.mark_for_rebuild(&why).is_ok();
+        let stopped = format!(
+            "; recovering from it found the indexes damaged ({why}), so the chain stopped: restart it \
+             to {} them",
+            if marked { "rebuild" } else { "check" }
+        );
+        let error = match error {
+            LedgerError::EStorage(e) => LedgerError::EStorage(e + &stopped),
+            LedgerError::ECorruptStore(e) => LedgerError::ECorruptStore(e + &stopped),
+            other => other,
+        };
+        Ok((Live { state }, error))
     }
 
     fn publish(&self, effects: &BlockEffects) {
@@ -637,6 +682,23 @@ fn open_store(
     Ok((store, genesis))
 }
 
+/// Writes the indexes again from the blocks, found damaged for `why`. A block that is not whole
+/// makes them impossible to rebuild (`ECorruptStore`, saying what to do); any other failure — a
+/// full disk, an I/O error — is passed on as it is: the store is not known to be damaged.
+pub(crate) fn rebuild_indexes(
+    store: &Store,
+    nonces: &BTreeMap<Address, u64>,
+    why: &str,
+) -> Result<(), LedgerError> {
+    store.rebuild_indexes(nonces).map_err(|e| match e {
+        LedgerError::ECorruptStore(e) => LedgerError::ECorruptStore(format!(
+            "{}: the indexes are damaged ({why}) and cannot be rebuilt: {e}; {DAMAGED_STORE_HINT}",
+            store.path().display()
+        )),
+        other => other,
+    })
+}
+
 fn create_store(path: &Path, genesis: &GenesisConfig) -> Result<(), LedgerError> {
     let store = Store::create(path)?;
     write_genesis(&store, genesis)
@@ -656,12 +718,16 @@ fn sync_directory(path: &Path) -> Result<(), LedgerError> {
     Ok(())
 }
 
-/// What recovery repaired, and whether the indexes must be rebuilt.
+/// What recovery repaired, and what is left for the caller to repair.
 #[derive(Default)]
 struct Repairs {
     done: Vec<String>,
     /// Why the held index entries could not be gathered from the blocks.
     index_damage: Option<String>,
+    /// The heights of the damaged snapshots passed over, to be deleted: the replay vouched for
+    /// the blocks up to the tip, and kept they would be passed over at every start and could
+    /// outlive a whole snapshot when old ones are pruned.
+    damaged_snapshots: Vec<u64>,
 }
 
 /// The state after the last committed block: the newest usable snapshot plus the blocks after
@@ -669,7 +735,7 @@ struct Repairs {
 /// and from the replayed blocks' outcomes after it.
 fn recover(store: &Store, params: &ChainParams) -> Result<(ChainState, Repairs), LedgerError> {
     let mut repairs = Repairs::default();
-    let (snapshot, state) = usable_snapshot(store, &mut repairs.done)?;
+    let (snapshot, state) = usable_snapshot(store, &mut repairs)?;
     let tip = store.tip_height()?;
     let indexed = match store.rebuild_unindexed(snapshot.height) {
         Ok(indexed) => Some(indexed),
@@ -704,22 +770,32 @@ fn recover(store: &Store, params: &ChainParams) -> Result<(ChainState, Repairs),
 }
 
 /// The newest snapshot that is whole, matches its own digest and the state digest recorded at
-/// its height, restored; each newer one passed over is said in `repairs`.
-fn usable_snapshot(store: &Store, repairs: &mut Vec<String>) -> Result<(Snapshot, ChainState), LedgerError> {
+/// its height, restored; each newer one passed over is said in `repairs` and listed for deletion.
+fn usable_snapshot(store: &Store, repairs: &mut Repairs) -> Result<(Snapshot, ChainState), LedgerError> {
     let mut passed_over = Vec::new();
     for height in store.snapshot_heights()?.into_iter().rev() {
-        match restore_snapshot(store, height, repairs) {
+        match restore_snapshot(store, height, &mut repairs.done) {
             Ok((snapshot, state)) => {
                 if !passed_over.is_empty() {
-                    repairs.push(format!(
+                    let deleted = match repairs.damaged_snapshots.as_slice() {
+                        [one] => format!("the damaged snapshot at height {one} was deleted"),
+                        many => format!(
+                            "the damaged snapshots at heights {} were deleted",
+                            many.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+                        ),
+                    };
+                    repairs.done.push(format!(
                         "recovered from the snapshot at height {height} and replayed the blocks after it, \
-                         because {}",
+                         because {}; {deleted}",
                         passed_over.join("; ")
                     ));
                 }
                 return Ok((snapshot, state));
             }
-            Err(LedgerError::ECorruptStore(why)) => passed_over.push(why),
+            Err(LedgerError::ECorruptStore(why)) => {
+                passed_over.push(why);
+                repairs.damaged_snapshots.push(height);
+            }
             Err(e) => return Err(e),
         }
     }

@@ -28,7 +28,7 @@
 //! - [`state`]: the ledger's own state (tip, epoch clock, nonces) and the combined digest.
 //! - [`execution`]: block validation and execution, pure and synchronous.
 //! - [`store`]: the redb tables; one commit per block; snapshots; index checks and rebuilds.
-//!   `seal`: the checksum on every stored record.
+//!   `seal`: the checksum on every stored record; `dir_lock`: one process per store.
 //! - [`ledger`]: apply, recover, read, subscribe.
 //! - [`sequencer`]: the single validator's mempool and block builder.
 //! - [`chain`]: [`Chain::open`], the producer thread and the [`ChainHandle`] for RPC and CLI.
@@ -61,6 +61,7 @@ pub mod tx;
 mod unindexed;
 
 mod codec;
+mod dir_lock;
 mod seal;
 
 pub use block::{Block, BlockHeader};

@@ -43,6 +43,7 @@
 
 use std::ops::{Bound, RangeInclusive};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use atoma_contract::{Address, AtomaDb, ContractError};
@@ -239,6 +240,21 @@ pub(crate) struct Store {
     unindexed: RwLock<Unindexed>,
     /// [`INDEX_BATCH`]; tests lower it.
     index_batch: usize,
+    /// Set once `rebuild_indexes` is in `meta`: a read that finds an index wrong again need not
+    /// write it again (a commit, two fsyncs, which a client repeating one query could force).
+    rebuild_marked: AtomicBool,
+    /// Write transactions to refuse, and to count, in tests.
+    #[cfg(test)]
+    pub(crate) write_faults: WriteFaults,
+}
+
+/// Storage failures made on purpose in tests: the next `fail` write transactions cannot begin
+/// (as when the disk fails), and every write transaction begun is counted.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct WriteFaults {
+    pub fail: std::sync::atomic::AtomicU32,
+    pub begun: std::sync::atomic::AtomicU64,
 }
 
 /// What a reader sees: a redb snapshot and the heights whose index entries it must take from
@@ -279,7 +295,15 @@ impl Store {
 
     fn with_tables(db: Database, path: &Path) -> Result<Self, LedgerError> {
         let unindexed = RwLock::new(Unindexed::default());
-        let store = Store { db, path: path.to_path_buf(), unindexed, index_batch: INDEX_BATCH };
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+            unindexed,
+            index_batch: INDEX_BATCH,
+            rebuild_marked: AtomicBool::new(false),
+            #[cfg(test)]
+            write_faults: WriteFaults::default(),
+        };
         store.create_tables()?;
         Ok(store)
     }
@@ -287,6 +311,14 @@ impl Store {
     /// A write transaction that commits in two phases: redb then tells a damaged last commit
     /// (refused) from a torn one (rolled back), which one phase cannot.
     fn begin_write(&self) -> Result<WriteTransaction, LedgerError> {
+        #[cfg(test)]
+        {
+            self.write_faults.begun.fetch_add(1, Ordering::SeqCst);
+            let fail = &self.write_faults.fail;
+            if fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                return Err(LedgerError::EStorage(format!("{}: a write failed (test)", self.path.display())));
+            }
+        }
         let mut txn = self.db.begin_write()?;
         txn.set_two_phase_commit(true);
         Ok(txn)
@@ -506,6 +538,7 @@ impl Store {
         let mut held = self.unindexed_mut();
         txn.commit()?;
         held.clear();
+        self.rebuild_marked.store(false, Ordering::SeqCst);
         Ok(())
     }
 
@@ -519,19 +552,44 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the snapshots at `heights` (damaged ones, after a recovery that passed them over);
+    /// writes nothing when there are none.
+    pub fn delete_snapshots(&self, heights: &[u64]) -> Result<(), LedgerError> {
+        if heights.is_empty() {
+            return Ok(());
+        }
+        let txn = self.begin_write()?;
+        {
+            let mut table = txn.open_table(SNAPSHOTS)?;
+            for height in heights {
+                table.remove(*height)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Records in `meta` that the indexes must be rebuilt at the next open, and `why`. Once
+    /// recorded, does nothing until a rebuild.
+    pub fn mark_for_rebuild(&self, why: &str) -> Result<(), LedgerError> {
+        if self.rebuild_marked.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let txn = self.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let sealed = seal(META.name(), META_REBUILD.as_bytes(), why.as_bytes().to_vec());
+            meta.insert(META_REBUILD, &sealed[..])?;
+        }
+        txn.commit()?;
+        self.rebuild_marked.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
     /// Marks the indexes for a rebuild at the next open, and says so. A read calls it when an
     /// index entry leads to a record that is not the one asked for.
     fn index_damaged(&self, why: &str) -> LedgerError {
-        let marked = self.begin_write().and_then(|txn| {
-            let mut meta = txn.open_table(META)?;
-            meta.insert(
-                META_REBUILD,
-                &seal(META.name(), META_REBUILD.as_bytes(), why.as_bytes().to_vec())[..],
-            )?;
-            drop(meta);
-            txn.commit().map_err(LedgerError::from)
-        });
-        let next = if marked.is_ok() {
+        let next = if self.mark_for_rebuild(why).is_ok() {
             "the next start rebuilds the indexes from the blocks"
         } else {
             "it could not be marked for a rebuild; restart to check the indexes"
@@ -1037,17 +1095,29 @@ fn write_index(txn: &WriteTransaction, all: &Unindexed) -> Result<(), LedgerErro
 }
 
 /// Writes a snapshot and deletes all but the newest [`SNAPSHOTS_KEPT`] (the genesis one stays).
+/// An older snapshot is kept only if its checksum holds: a damaged one is deleted, and never
+/// kept in place of an older whole one. Checking costs a hash over the snapshots kept, the
+/// order of what writing the new one costs.
 fn write_snapshot(txn: &WriteTransaction, snapshot: &Snapshot) -> Result<(), LedgerError> {
     let mut table = txn.open_table(SNAPSHOTS)?;
     let sealed = seal(SNAPSHOTS.name(), &snapshot.height.to_be_bytes(), encode(snapshot));
     table.insert(snapshot.height, &sealed[..])?;
-    let older: Vec<u64> = table
-        .range(1..snapshot.height)?
-        .map(|item| item.map(|(k, _)| k.value()))
-        .collect::<Result<_, _>>()?;
-    let keep_from = older.len().saturating_sub(SNAPSHOTS_KEPT.saturating_sub(1));
-    for height in &older[..keep_from] {
-        table.remove(*height)?;
+    let mut kept = 1;
+    let mut dropped = Vec::new();
+    for item in table.range(1..snapshot.height)?.rev() {
+        let (height, bytes) = item?;
+        let height = height.value();
+        let what = || format!("the snapshot at height {height}");
+        if kept < SNAPSHOTS_KEPT
+            && unseal(SNAPSHOTS.name(), &height.to_be_bytes(), bytes.value(), &what).is_ok()
+        {
+            kept += 1;
+        } else {
+            dropped.push(height);
+        }
+    }
+    for height in dropped {
+        table.remove(height)?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! ("Storage faults") quotes the last long run.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use atoma_contract::{Address, Call, NodeSmallId, TOMA};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -493,6 +494,14 @@ fn an_index_entry_changed_in_place_is_refused_on_read_and_rebuilt_at_the_next_st
     let error = ledger.transaction(&Digest(genesis)).unwrap_err();
     assert_eq!(error.name(), "ECorruptStore");
     assert!(error.to_string().contains("the next start rebuilds the indexes"), "{error}");
+    // Marked once: asking again writes nothing (no commit, no fsync), and says the same.
+    let mut ledger = ledger;
+    let writes = ledger.store_mut().write_faults.begun.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        let again = ledger.transaction(&Digest(genesis)).unwrap_err();
+        assert!(again.to_string().contains("the next start rebuilds the indexes"), "{again}");
+    }
+    assert_eq!(ledger.store_mut().write_faults.begun.load(Ordering::SeqCst), writes);
     drop(ledger);
     let ledger = Ledger::open(&path, OPTIONS).unwrap();
     assert!(ledger.repairs()[0].contains("a read found them damaged"), "{:?}", ledger.repairs());
@@ -524,4 +533,149 @@ fn a_file_that_is_not_a_store_is_refused_naming_it_and_a_leftover_creation_is_re
     assert_eq!(ledger.tip().height, 0);
     drop(ledger);
     assert_eq!(Ledger::open(&path, OPTIONS).unwrap().tip().height, 0);
+}
+
+/// Applies `count` more blocks of one transfer each to a chain [`write_chain`] wrote.
+fn extend_chain(ledger: &Ledger, count: u64) -> Result<(), LedgerError> {
+    let mut sequencer = Sequencer::new(Keypair::test_account(100), 60_000, 100, 100);
+    let chain = ledger.params().chain_id;
+    let sender = Keypair::test_account(0);
+    for _ in 0..count {
+        let nonce = ledger.next_nonce(&sender.address());
+        let call = Call::TransferToma { recipient: Keypair::test_account(1).address(), amount: 1 };
+        sequencer.admit(sender.sign_call(chain, nonce, call).verify(&chain).unwrap(), nonce).unwrap();
+        ledger.apply_block(&sequencer.propose(&ledger.tip(), ledger.tip().timestamp_ms + 1))?;
+        sequencer.settle(|a| ledger.next_nonce(a));
+    }
+    Ok(())
+}
+
+/// Every snapshot kept restores to its own digest.
+fn snapshots_whole(ledger: &mut Ledger) -> Vec<u64> {
+    let heights = ledger.snapshot_heights().unwrap();
+    for height in &heights {
+        let snapshot = ledger.store_mut().snapshot_at(*height).unwrap().unwrap();
+        snapshot.restore().unwrap();
+    }
+    heights
+}
+
+/// Flips a byte of a stored value through the store an open ledger holds.
+fn flip_live(ledger: &mut Ledger, table: TableDefinition<u64, &'static [u8]>, key: u64) {
+    let txn = ledger.store_mut().db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(table).unwrap();
+        let mut value = t.get(key).unwrap().unwrap().value().to_vec();
+        value[3] ^= 0x40;
+        t.insert(key, &value[..]).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+#[test]
+fn a_damaged_snapshot_is_deleted_once_and_never_outlives_a_whole_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("pristine.redb");
+    let (original, people) = write_chain(&pristine);
+    let path = copy_to(&pristine, dir.path(), "chain.redb");
+    flip_entry(&path, SNAPSHOTS, 9);
+    let mut ledger = Ledger::open(&path, OPTIONS).unwrap();
+    assert!(ledger.repairs()[0].contains("snapshot at height 9 was deleted"), "{:?}", ledger.repairs());
+    assert_eq!(snapshots_whole(&mut ledger), vec![0, 6]);
+    drop(ledger);
+    // Repaired once: the next start finds nothing to repair.
+    let mut ledger = Ledger::open(&path, OPTIONS).unwrap();
+    assert!(ledger.repairs().is_empty(), "{:?}", ledger.repairs());
+    assert_eq!(ledger.metrics().snapshot().storage_repairs, 0);
+    assert_eq!(seen(&ledger, &people).unwrap(), original);
+    extend_chain(&ledger, 4).unwrap();
+    assert_eq!(snapshots_whole(&mut ledger), vec![0, 12, 15]);
+    drop(ledger);
+    std::fs::remove_file(&path).unwrap();
+
+    // Damaged while the node runs: pruning keeps the older whole snapshot, not the damaged one.
+    let path = copy_to(&pristine, dir.path(), "chain.redb");
+    let mut ledger = Ledger::open(&path, OPTIONS).unwrap();
+    flip_live(&mut ledger, SNAPSHOTS, 9);
+    extend_chain(&ledger, 1).unwrap();
+    assert_eq!(snapshots_whole(&mut ledger), vec![0, 6, 12]);
+    drop(ledger);
+    assert!(Ledger::open(&path, OPTIONS).unwrap().repairs().is_empty());
+}
+
+#[test]
+fn a_failed_commit_whose_recovery_finds_the_indexes_damaged_stops_the_chain_until_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("pristine.redb");
+    let (original, people) = write_chain(&pristine);
+    let path = copy_to(&pristine, dir.path(), "chain.redb");
+    let mut ledger = Ledger::open(&path, OPTIONS).unwrap();
+    // The height the batched indexes are written up to: without it the held entries cannot be
+    // gathered again.
+    let txn = ledger.store_mut().db.begin_write().unwrap();
+    {
+        let mut meta = txn.open_table(META).unwrap();
+        let mut value = meta.get(META_INDEXED).unwrap().unwrap().value().to_vec();
+        value[0] ^= 1;
+        meta.insert(META_INDEXED, &value[..]).unwrap();
+    }
+    txn.commit().unwrap();
+    ledger.store_mut().write_faults.fail.store(1, Ordering::SeqCst);
+    let error = extend_chain(&ledger, 1).unwrap_err();
+    assert_eq!(error.name(), "EStorage", "{error}");
+    assert!(error.to_string().contains("the chain stopped: restart it to rebuild them"), "{error}");
+    assert_eq!((ledger.tip().height, ledger.state_digest()), (original.tip, original.digest));
+    assert_eq!(extend_chain(&ledger, 1).unwrap_err(), LedgerError::EChainStopped);
+    let marked =
+        ledger.store_mut().db.begin_read().unwrap().open_table(META).unwrap().get(META_REBUILD).unwrap();
+    assert!(marked.is_some(), "the indexes are marked for a rebuild");
+    drop(ledger);
+    let mut ledger = Ledger::open(&path, OPTIONS).unwrap();
+    assert!(ledger.repairs()[0].contains("indexes were rebuilt"), "{:?}", ledger.repairs());
+    assert_eq!(seen(&ledger, &people).unwrap(), original);
+    extend_chain(&ledger, 1).unwrap();
+    assert_eq!(snapshots_whole(&mut ledger), vec![0, 9, 12]);
+}
+
+#[test]
+fn an_index_rebuild_that_fails_for_want_of_storage_is_not_called_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("pristine.redb");
+    write_chain(&pristine);
+    let nonces = Ledger::open(&pristine, OPTIONS).unwrap().with_chain_state(|s| s.ledger.nonces.clone());
+    let store = Store::open(&pristine).unwrap();
+    store.write_faults.fail.store(1, Ordering::SeqCst);
+    let error = crate::ledger::rebuild_indexes(&store, &nonces, "a test").unwrap_err();
+    assert_eq!(error.name(), "EStorage", "{error}");
+    assert!(!error.to_string().contains("--fresh"), "{error}");
+    // Damage is still called damage.
+    let wrong = std::collections::BTreeMap::from([(Address([9; 32]), 1)]);
+    let error = crate::ledger::rebuild_indexes(&store, &wrong, "a test").unwrap_err();
+    assert_eq!(error.name(), "ECorruptStore", "{error}");
+    assert!(
+        error.to_string().contains("cannot be rebuilt") && error.to_string().contains("--fresh"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_store_another_ledger_has_open_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("pristine.redb");
+    write_chain(&pristine);
+    let path = copy_to(&pristine, dir.path(), "chain.redb");
+    let first = Ledger::open(&path, OPTIONS).unwrap();
+    // What the first opener would be writing if it were creating the store.
+    let creating = dir.path().join("chain.redb.creating");
+    std::fs::write(&creating, b"being written").unwrap();
+    let error = Ledger::open_or_create(&path, OPTIONS, || panic!("no genesis is made")).err().unwrap();
+    assert_eq!(error.name(), "EDataDirInUse", "{error}");
+    assert!(error.to_string().contains(&dir.path().display().to_string()), "{error}");
+    assert!(error.to_string().contains("another `atoma` process"), "{error}");
+    assert_eq!(std::fs::read(&creating).unwrap(), b"being written", "left alone");
+    assert_eq!(Ledger::open(&path, OPTIONS).err().map(|e| e.name()), Some("EDataDirInUse"));
+    drop(first);
+    let again = Ledger::open(&path, OPTIONS).unwrap();
+    assert!(!creating.exists(), "a leftover is removed once nobody holds the store");
+    assert_eq!(again.tip().height, BLOCK_COUNT);
 }

@@ -182,7 +182,8 @@ impl From<LedgerError> for RpcError {
             | LedgerError::EStorage(_)
             | LedgerError::ECorruptStore(_)
             | LedgerError::EIo(_)
-            | LedgerError::EInvalidConfig(_) => codes::CHAIN_UNAVAILABLE,
+            | LedgerError::EInvalidConfig(_)
+            | LedgerError::EDataDirInUse(_) => codes::CHAIN_UNAVAILABLE,
         };
         // The Display form starts with the name; the message is what follows it.
         let text = e.to_string();
