@@ -561,7 +561,7 @@ impl Ledger {
     pub fn replay_from_genesis(&self) -> Result<Digest, LedgerError> {
         let (_, genesis) = restore_snapshot(&self.store, 0, &mut Vec::new())?;
         let tip = self.store.tip_height()?;
-        let state = replay(&self.store, &self.params, genesis, 0, tip, &mut |_, _, _| {})?;
+        let state = replay(&self.store, &self.params, genesis, 0, tip, None, &mut |_, _, _| {})?;
         Ok(combined_digest(&state.db.canonical_bytes(), &state.ledger))
     }
 
@@ -745,12 +745,14 @@ fn recover(store: &Store, params: &ChainParams) -> Result<(ChainState, Repairs),
         }
         Err(e) => return Err(e),
     };
-    let state = replay(store, params, state, snapshot.height, tip, &mut |height, outcomes, nonces| {
+    let mut damaged_digests = DamagedDigests::new();
+    let on_replayed = &mut |height, outcomes: &[TxOutcome], nonces: &[(Address, u64)]| {
         if indexed.is_some_and(|indexed| height > indexed) {
             store.hold(&block_entries(outcomes, nonces));
         }
-    })
-    .map_err(|e| match e {
+    };
+    let state = replay(store, params, state, snapshot.height, tip, Some(&mut damaged_digests), on_replayed)
+        .map_err(|e| match e {
         LedgerError::ECorruptStore(why) => LedgerError::ECorruptStore(format!(
             "{}: {why}. The blocks after snapshot {} (the newest usable one) must be replayed, and a \
              single validator has no other copy of them; {DAMAGED_STORE_HINT}",
@@ -765,6 +767,12 @@ fn recover(store: &Store, params: &ChainParams) -> Result<(ChainState, Repairs),
             "{}: the header of block {tip}, the tip, is not the block its snapshot recorded; {DAMAGED_STORE_HINT}",
             store.path().display()
         )));
+    }
+    // A recorded digest is a copy of the state after its block; the replay that reached the tip
+    // from a whole snapshot through checked blocks vouches for the state it passed there.
+    for (height, digest, why) in damaged_digests {
+        store.rewrite_state_digest(height, &digest)?;
+        repairs.done.push(format!("{why}; it was written again from the replay, which passed that height"));
     }
     Ok((state, repairs))
 }
@@ -852,6 +860,7 @@ fn replay(
     mut state: ChainState,
     from: u64,
     tip: u64,
+    mut damaged_digests: Option<&mut DamagedDigests>,
     on_replayed: &mut OnReplayed<'_>,
 ) -> Result<ChainState, LedgerError> {
     let first = from.saturating_add(1);
@@ -880,12 +889,17 @@ fn replay(
                 .map_err(|e| LedgerError::ECorruptStore(format!("block {height}: {e}")))?;
             let (outcomes, nonces) = execute_block(&mut state, &block);
             // Digests are recorded at snapshot heights only.
-            if let Some(recorded) = recorded
-                && state.digest() != recorded
-            {
-                return Err(LedgerError::ECorruptStore(format!(
-                    "block {height} replays to a different state"
-                )));
+            match recorded {
+                Recorded::Digest(Some(recorded)) if state.digest() != recorded => {
+                    return Err(LedgerError::ECorruptStore(format!(
+                        "block {height} replays to a different state"
+                    )));
+                }
+                Recorded::Digest(_) => {}
+                Recorded::Damaged(why) => match damaged_digests.as_deref_mut() {
+                    Some(damaged) => damaged.push((height, state.digest(), why)),
+                    None => return Err(LedgerError::ECorruptStore(why)),
+                },
             }
             on_replayed(height, &outcomes, &nonces);
         }
@@ -900,10 +914,26 @@ fn read_stored_block(
     store: &Store,
     params: &ChainParams,
     height: u64,
-) -> Result<(VerifiedBlock, Option<Digest>), LedgerError> {
+) -> Result<(VerifiedBlock, Recorded), LedgerError> {
     let corrupt = |what: String| LedgerError::ECorruptStore(what);
     let block = store.block(height)?.ok_or_else(|| corrupt(format!("block {height} is missing")))?;
     let block =
         VerifiedBlock::from_own_store(block, params).map_err(|e| corrupt(format!("block {height}: {e}")))?;
-    Ok((block, store.state_digest_at(height)?))
+    let recorded = match store.state_digest_at(height) {
+        Ok(digest) => Recorded::Digest(digest),
+        Err(LedgerError::ECorruptStore(why)) => Recorded::Damaged(why),
+        Err(e) => return Err(e),
+    };
+    Ok((block, recorded))
 }
+
+/// The state digest recorded after a stored block (at snapshot heights only).
+enum Recorded {
+    Digest(Option<Digest>),
+    /// The record is damaged (why): nothing to check the replay against at this height.
+    Damaged(String),
+}
+
+/// Recorded state digests a replay found damaged: the height, the digest the replay reached
+/// there (which a caller that trusts the replay may write again), and why.
+type DamagedDigests = Vec<(u64, Digest, String)>;

@@ -375,6 +375,24 @@ fn a_damaged_newest_snapshot_is_passed_over_for_the_older_one() {
     assert!(Ledger::open(&path, OPTIONS).unwrap().repairs().is_empty());
     std::fs::remove_file(&path).unwrap();
 
+    // The newest snapshot and the digest recorded beside it, both damaged: the older snapshot
+    // and the replay past height 9 give the state, and the record is written again from the
+    // replay, once.
+    let path = copy_to(&pristine, dir.path(), "chain.redb");
+    flip_entry(&path, SNAPSHOTS, 9);
+    flip_entry(&path, STATE_DIGESTS, 9);
+    let ledger = Ledger::open(&path, OPTIONS).unwrap();
+    assert_eq!(seen(&ledger, &people).unwrap(), original);
+    let repairs = ledger.repairs().join("\n");
+    assert!(repairs.contains("snapshot at height 6"), "{repairs}");
+    assert!(repairs.contains("written again from the replay"), "{repairs}");
+    drop(ledger);
+    let ledger = Ledger::open(&path, OPTIONS).unwrap();
+    assert!(ledger.repairs().is_empty(), "{:?}", ledger.repairs());
+    assert_eq!(seen(&ledger, &people).unwrap(), original);
+    drop(ledger);
+    std::fs::remove_file(&path).unwrap();
+
     // Both kept snapshots damaged: back to the genesis one.
     let path = copy_to(&pristine, dir.path(), "chain.redb");
     flip_entry(&path, SNAPSHOTS, 9);
