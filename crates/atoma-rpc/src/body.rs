@@ -21,8 +21,6 @@
 //! Other requests (`GET /health`, WebSocket upgrades, wrong methods or content types) pass
 //! through untouched: jsonrpsee answers them without reading a body.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -40,6 +38,7 @@ use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
 use crate::error::{RpcError, RpcErrorName, codes};
+use crate::http::ResponseFuture;
 
 /// Installs [`CompleteBodies`] in front of jsonrpsee.
 #[derive(Clone, Debug)]
@@ -80,8 +79,6 @@ pub(crate) struct CompleteBodies<S> {
     max_bytes: u32,
     budget: Arc<Semaphore>,
 }
-
-type ResponseFuture = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send + 'static>>;
 
 impl<S, B> Service<HttpRequest<B>> for CompleteBodies<S>
 where

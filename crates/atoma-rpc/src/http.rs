@@ -117,7 +117,9 @@ pub(crate) struct HealthAndMetrics<S> {
     metrics: Arc<RpcMetrics>,
 }
 
-type ResponseFuture = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send + 'static>>;
+/// What the server's HTTP layers answer with.
+pub(crate) type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send + 'static>>;
 
 impl<S, B> Service<HttpRequest<B>> for HealthAndMetrics<S>
 where
