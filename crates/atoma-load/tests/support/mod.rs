@@ -35,6 +35,7 @@ impl Node {
     /// Stops the server, then the chain, and waits until the database is closed.
     pub async fn stop(self) {
         let Node { chain, task, server } = self;
+        let lock_file = chain.keystore_path().with_file_name("chain.lock");
         server.stop();
         tokio::time::timeout(Duration::from_secs(30), server.stopped()).await.expect("the server stops");
         chain.shutdown();
@@ -43,7 +44,25 @@ impl Node {
             .await
             .expect("joins")
             .expect("the chain thread ends");
+        released(lock_file).await;
     }
+}
+
+/// Waits until the stopped chain has released its data directory: the server's connection tasks
+/// can outlive `stopped()` for a moment, each holding a chain handle, and the directory stays
+/// locked (`EDataDirInUse` to a reopen) until the last handle is dropped.
+async fn released(lock_file: std::path::PathBuf) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let file = std::fs::File::open(&lock_file).expect("the chain's lock file");
+    while file.try_lock().is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stopped chain still holds {}",
+            lock_file.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    file.unlock().expect("unlocks");
 }
 
 /// The RPC defaults on `127.0.0.1:0`.
