@@ -27,28 +27,7 @@ pub struct Network {
 impl Network {
     /// Starts a local network in `home` (a new genesis when there is none yet).
     pub fn start(home: &Path, extra: &[&str]) -> Network {
-        let mut child = atoma()
-            .args(["--json", "start", "--rpc-addr", "127.0.0.1:0"])
-            .args(extra)
-            .env("ATOMA_HOME", home)
-            .env_remove("ATOMA_RPC")
-            .env_remove("ATOMA_AS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("atoma start runs");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        let read = stdout.read_line(&mut line).expect("read the banner");
-        if read == 0 {
-            let mut err = String::new();
-            let _ = child.stderr.take().map(|mut s| s.read_to_string(&mut err));
-            panic!("atoma start exited before its banner: {err}");
-        }
-        let banner: Value = serde_json::from_str(&line).expect("the banner is one JSON line");
-        let url = banner["rpcUrl"].as_str().expect("rpcUrl").to_string();
-        Network { child: Some(child), _stdout: Some(stdout), home: home.to_path_buf(), url, banner }
+        Network::try_start(home, extra).unwrap_or_else(|e| panic!("atoma start exited before its banner: {e}"))
     }
 
     /// Runs `atoma --rpc URL ARGS…` with this network's home.
