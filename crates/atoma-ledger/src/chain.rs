@@ -342,6 +342,28 @@ pub struct ChainHandle {
 }
 
 impl Chain {
+    /// Waits until nothing holds the chain in `data_dir` — no ledger of this process or of
+    /// another — or `timeout` has passed. An in-process restart needs it: after
+    /// [`ChainHandle::shutdown`] and [`ChainTask::join`] the ledger lives until its last handle is
+    /// dropped, and an RPC server's connection tasks may still hold one for a moment after the
+    /// server has stopped.
+    ///
+    /// # Errors
+    /// `EDataDirInUse` when the chain is still held after `timeout`; `EIo` for the lock file.
+    pub fn wait_until_released(data_dir: &Path, timeout: Duration) -> Result<(), LedgerError> {
+        let store = data_dir.join(CHAIN_DB_FILE);
+        let deadline = Instant::now() + timeout;
+        loop {
+            match DataDirLock::acquire(&store) {
+                Ok(_released) => return Ok(()),
+                Err(LedgerError::EDataDirInUse(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Opens (or on first run creates) the chain in `config.data_dir` and starts producing blocks.
     ///
     /// # Errors

@@ -117,3 +117,19 @@ async fn fresh_starts_a_new_chain_with_the_same_test_accounts() {
     assert!(dir.path().join(CHAIN_DB_FILE).exists());
     stop(handle, task);
 }
+
+/// `Chain::wait_until_released` waits for the last handle, not for `shutdown` and `join`.
+#[test]
+fn the_data_directory_is_released_with_the_last_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (handle, task) = start(config(dir.path()));
+    let kept = handle.clone();
+    stop(handle, task);
+    let short = std::time::Duration::from_millis(30);
+    let held = atoma_ledger::Chain::wait_until_released(dir.path(), short).unwrap_err();
+    assert_eq!(held.name(), "EDataDirInUse", "a handle still holds the ledger");
+    drop(kept);
+    atoma_ledger::Chain::wait_until_released(dir.path(), short).unwrap();
+    let (handle, task) = start(config(dir.path()));
+    stop(handle, task);
+}

@@ -35,7 +35,7 @@ impl Node {
     /// Stops the server, then the chain, and waits until the database is closed.
     pub async fn stop(self) {
         let Node { chain, task, server } = self;
-        let lock_file = chain.keystore_path().with_file_name("chain.lock");
+        let data_dir = chain.keystore_path().parent().expect("the data directory").to_path_buf();
         server.stop();
         tokio::time::timeout(Duration::from_secs(30), server.stopped()).await.expect("the server stops");
         chain.shutdown();
@@ -44,25 +44,12 @@ impl Node {
             .await
             .expect("joins")
             .expect("the chain thread ends");
-        released(lock_file).await;
+        // The server's connection tasks may hold a handle a moment longer.
+        tokio::task::spawn_blocking(move || Chain::wait_until_released(&data_dir, Duration::from_secs(30)))
+            .await
+            .expect("joins")
+            .expect("the stopped chain releases its data directory");
     }
-}
-
-/// Waits until the stopped chain has released its data directory: the server's connection tasks
-/// can outlive `stopped()` for a moment, each holding a chain handle, and the directory stays
-/// locked (`EDataDirInUse` to a reopen) until the last handle is dropped.
-async fn released(lock_file: std::path::PathBuf) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let file = std::fs::File::open(&lock_file).expect("the chain's lock file");
-    while file.try_lock().is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the stopped chain still holds {}",
-            lock_file.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    file.unlock().expect("unlocks");
 }
 
 /// The RPC defaults on `127.0.0.1:0`.
