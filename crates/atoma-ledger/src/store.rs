@@ -41,6 +41,7 @@
 //! Events of one transaction need no index of their own: `transactions` gives the block and
 //! index, and `events` holds them contiguously from `height‖tx_index‖0`.
 
+use std::collections::BTreeMap;
 use std::ops::{Bound, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -1062,31 +1063,33 @@ fn write_transactions(
     Ok(())
 }
 
+/// Writes `prefix ‖ position` for every position held under each prefix, in key order.
+fn write_prefixed<P: AsRef<[u8]>>(
+    txn: &WriteTransaction,
+    table: TableDefinition<&[u8], ()>,
+    entries: &BTreeMap<P, Vec<PosKey>>,
+) -> Result<(), LedgerError> {
+    let mut table = txn.open_table(table)?;
+    let mut key = Vec::new();
+    for (prefix, positions) in entries {
+        for pos in positions {
+            key.clear();
+            key.extend_from_slice(prefix.as_ref());
+            key.extend_from_slice(pos);
+            table.insert(&key[..], ())?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes every held entry of the batched indexes, in key order.
 fn write_index(txn: &WriteTransaction, all: &Unindexed) -> Result<(), LedgerError> {
     let mut positions = txn.open_table(TX_POSITIONS)?;
     for (digest, pos) in &all.txs {
         positions.insert(digest, pos)?;
     }
-    let mut by_sender = txn.open_table(EVENTS_BY_SENDER)?;
-    let mut key = Vec::new();
-    for (sender, positions) in &all.senders {
-        for pos in positions {
-            key.clear();
-            key.extend_from_slice(sender);
-            key.extend_from_slice(pos);
-            by_sender.insert(&key[..], ())?;
-        }
-    }
-    let mut by_object = txn.open_table(EVENTS_BY_OBJECT)?;
-    for (object, positions) in &all.objects {
-        for pos in positions {
-            key.clear();
-            key.extend_from_slice(object);
-            key.extend_from_slice(pos);
-            by_object.insert(&key[..], ())?;
-        }
-    }
+    write_prefixed(txn, EVENTS_BY_SENDER, &all.senders)?;
+    write_prefixed(txn, EVENTS_BY_OBJECT, &all.objects)?;
     let mut nonces = txn.open_table(NONCES)?;
     for (address, next) in &all.nonces {
         nonces.insert(address, *next)?;
