@@ -27,7 +27,8 @@ pub struct Network {
 impl Network {
     /// Starts a local network in `home` (a new genesis when there is none yet).
     pub fn start(home: &Path, extra: &[&str]) -> Network {
-        Network::try_start(home, extra).unwrap_or_else(|e| panic!("atoma start exited before its banner: {e}"))
+        Network::try_start(home, extra)
+            .unwrap_or_else(|e| panic!("atoma start exited before its banner: {e}"))
     }
 
     /// Runs `atoma --rpc URL ARGS…` with this network's home.
