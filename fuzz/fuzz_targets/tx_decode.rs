@@ -11,7 +11,7 @@
 use atoma_contract::Call;
 use atoma_contract::hash::blake2b256;
 use atoma_fuzz::CHAIN_ID;
-use atoma_ledger::{Keypair, SignedTransaction};
+use atoma_types::{Keypair, SignedTransaction};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

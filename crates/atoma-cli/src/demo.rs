@@ -10,8 +10,8 @@
 
 use atoma_api::{EventEnvelope, StackLookup};
 use atoma_contract::{AdminOp, Call, EchelonId, EchelonParams, NodeSmallId, StackSmallId, TOMA, TaskSmallId};
-use atoma_ledger::{EventFilter, Keypair};
 use atoma_rpc::TransactionResult;
+use atoma_types::{EventFilter, Keypair};
 use serde_json::{Value, json};
 
 use crate::cli::DemoArgs;

@@ -8,7 +8,7 @@
 
 use atoma_api::ErrorView;
 use atoma_contract::ContractError;
-use atoma_ledger::LedgerError;
+use atoma_ledger::{ChainError, LedgerError};
 use serde_json::{Value, json};
 
 /// The base of the CLI's own error numbers.
@@ -164,6 +164,21 @@ impl From<LedgerError> for CliError {
         let text = e.to_string();
         let message = text.strip_prefix(e.name()).map_or(text.as_str(), |m| m.trim_start_matches(": "));
         CliError { name: e.name().to_string(), code: e.code(), message: message.to_string() }
+    }
+}
+
+impl From<ChainError> for CliError {
+    /// The node's own failure, for the operator who runs it: named like the refusal a client
+    /// would get, with the whole cause — files, remedies — in the message.
+    fn from(e: ChainError) -> Self {
+        let named = CliError::from(e.refusal());
+        CliError { message: e.chain(), ..named }
+    }
+}
+
+impl From<getrandom::Error> for CliError {
+    fn from(e: getrandom::Error) -> Self {
+        CliError::from(ChainError::NoRandomness(e))
     }
 }
 

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use atoma_contract::Address;
 use atoma_ledger::genesis::{ADMIN_ALIAS, FAUCET_ALIAS, VALIDATOR_ALIAS, atoma_home};
 use atoma_ledger::keystore::KEYSTORE_FILE;
-use atoma_ledger::{Keypair, Keystore, KeystoreEntry};
+use atoma_ledger::{Keystore, KeystoreEntry};
+use atoma_types::Keypair;
 
 use crate::error::{CliError, CliErrorKind, CliResult};
 
@@ -220,7 +221,7 @@ fn check_alias(alias: &str) -> CliResult<()> {
     }
 }
 
-fn keystore_error(e: atoma_ledger::LedgerError) -> CliError {
+fn keystore_error(e: atoma_ledger::ChainError) -> CliError {
     CliError::new(CliErrorKind::EKeystore, CliError::from(e).message)
 }
 

@@ -2,9 +2,9 @@
 //! named [`CliError`] and contract refusals of executed transactions turned into errors too.
 
 use atoma_contract::{Address, Call};
-use atoma_ledger::Keypair;
 use atoma_rpc::types::TransactionResult;
 use atoma_rpc::{Client, ClientError};
+use atoma_types::Keypair;
 
 use crate::error::{CliError, CliErrorKind, CliResult};
 

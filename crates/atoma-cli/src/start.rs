@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use atoma_ledger::chain::{CHAIN_DB_FILE, MAX_BLOCK_TIME_MS};
 use atoma_ledger::genesis::{ADMIN_ALIAS, FAUCET_ALIAS, MAX_TEST_ACCOUNTS};
 use atoma_ledger::keystore::KEYSTORE_FILE;
-use atoma_ledger::{Chain, ChainConfig, ChainHandle, ChainTask, Keystore, LedgerError};
+use atoma_ledger::{Chain, ChainConfig, ChainError, ChainHandle, ChainTask, Keystore};
 use atoma_rpc::{RpcConfig, RpcServerHandle, ServeError};
 use clap::Args;
 use serde_json::{Value, json};
@@ -91,7 +91,7 @@ async fn open_chain(args: &StartArgs, data_dir: &Path) -> CliResult<(ChainHandle
         .await
         .map_err(|e| CliError::new(CliErrorKind::ERpc, format!("the chain failed to open: {e}")))?
         .map_err(|e| {
-            let in_use = matches!(e, LedgerError::EDataDirInUse(_));
+            let in_use = matches!(e, ChainError::DataDirInUse { .. });
             let mut error = CliError::from(e);
             let hint = "stop it, or give this one its own ATOMA_HOME or --data-dir";
             if in_use {

@@ -33,14 +33,14 @@ use atoma_contract::{
     Address, AdminOp, Call, NodeSmallId, ObjectId, Parameter, StackSmallId, TOMA, TaskSmallId,
 };
 use atoma_ledger::chain::CHAIN_DB_FILE;
-use atoma_ledger::events::{EventId as LogId, ObjectKind, object_refs};
 use atoma_ledger::genesis::ADMIN_ALIAS;
 use atoma_ledger::keystore::KEYSTORE_FILE;
-use atoma_ledger::{
-    ApplyOutcome, Block, BlockHeader, Digest, EventFilter, EventRecord, Keypair, Keystore, Ledger,
-    LedgerOptions, SignedTransaction, TxOutcome, TxStatus,
-};
+use atoma_ledger::{ApplyOutcome, Keystore, Ledger, LedgerOptions};
 use atoma_rpc::{Client, ClientError, EventPage, ExecutionStatus, TransactionResult};
+use atoma_types::events::{EventId as LogId, ObjectKind, object_refs};
+use atoma_types::{
+    Block, BlockHeader, Digest, EventFilter, EventRecord, Keypair, SignedTransaction, TxOutcome, TxStatus,
+};
 use common::Network;
 use tokio::task::JoinSet;
 

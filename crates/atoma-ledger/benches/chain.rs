@@ -21,10 +21,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use atoma_contract::{Address, Call};
-use atoma_ledger::{
-    Chain, ChainConfig, ChainHandle, ChainTask, Keypair, Ledger, LedgerOptions, PendingTransaction,
-    SignedTransaction,
-};
+use atoma_ledger::{Chain, ChainConfig, ChainHandle, ChainTask, Ledger, LedgerOptions, PendingTransaction};
+use atoma_types::{Keypair, SignedTransaction};
 use criterion::{Criterion, SamplingMode, Throughput};
 use support::{
     REFERENCE_BATCH, bench_dir, bench_ed25519, bench_fsync, ed25519_rates, fsync_ns, mean_ns, rate,

@@ -11,7 +11,8 @@
 use std::time::{Duration, Instant};
 
 use atoma_contract::{Address, Call, TOMA};
-use atoma_ledger::{Chain, ChainConfig, ChainHandle, Keypair, LedgerError, SignedTransaction};
+use atoma_ledger::{Chain, ChainConfig, ChainHandle, LedgerError};
+use atoma_types::{Keypair, SignedTransaction};
 
 fn transfer(to: Address) -> Call {
     Call::TransferToma { recipient: to, amount: 1 }

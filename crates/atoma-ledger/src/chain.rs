@@ -32,9 +32,8 @@ use crate::batch::verify_transactions;
 use crate::block::{Block, BlockHeader, MAX_BLOCK_TRANSACTIONS};
 use crate::digest::Digest;
 use crate::dir_lock::DataDirLock;
-use crate::error::LedgerError;
+use crate::error::{ChainError, LedgerError};
 use crate::events::{EventFilter, EventId, EventRecord, Page};
-use crate::execution::TxOutcome;
 use crate::genesis::{FAUCET_ALIAS, GenesisConfig, LocalKeys, LocalNetworkOptions, VALIDATOR_ALIAS};
 use crate::keystore::{KEYSTORE_FILE, Keystore};
 use crate::ledger::{ApplyOutcome, DryRunOutcome, Ledger, LedgerOptions, TransactionResponse};
@@ -42,6 +41,7 @@ use crate::metrics::MetricsSnapshot;
 use crate::sequencer::{Admission, Sequencer};
 use crate::subscription::EventSubscription;
 use crate::tx::{Keypair, SignedTransaction, Transaction, VerifiedTransaction};
+use atoma_types::TxOutcome;
 
 /// The chain database's file name inside the data directory.
 pub const CHAIN_DB_FILE: &str = "chain.redb";
@@ -100,8 +100,8 @@ impl ChainConfig {
         }
     }
 
-    fn validate(&self) -> Result<(), LedgerError> {
-        let bad = |what: &str| Err(LedgerError::EInvalidConfig(what.to_string()));
+    fn validate(&self) -> Result<(), ChainError> {
+        let bad = |what: &str| Err(ChainError::InvalidConfig(what.to_string()));
         if self.mempool_capacity == 0 {
             return bad("the mempool capacity must be ≥ 1");
         }
@@ -328,10 +328,10 @@ impl ChainTask {
     /// Waits for the chain's threads to end.
     ///
     /// # Errors
-    /// `EChainStopped` when a thread panicked (a bug).
-    pub fn join(self) -> Result<(), LedgerError> {
+    /// [`ChainError::Poisoned`] when a thread panicked (a bug).
+    pub fn join(self) -> Result<(), ChainError> {
         let verifier = self.verifier.join();
-        self.thread.join().and(verifier).map_err(|_| LedgerError::EChainStopped)
+        self.thread.join().and(verifier).map_err(|_| ChainError::Poisoned("block producer's or verifier's"))
     }
 }
 
@@ -350,13 +350,13 @@ impl Chain {
     ///
     /// # Errors
     /// `EDataDirInUse` when the chain is still held after `timeout`; `EIo` for the lock file.
-    pub fn wait_until_released(data_dir: &Path, timeout: Duration) -> Result<(), LedgerError> {
+    pub fn wait_until_released(data_dir: &Path, timeout: Duration) -> Result<(), ChainError> {
         let store = data_dir.join(CHAIN_DB_FILE);
         let deadline = Instant::now() + timeout;
         loop {
             match DataDirLock::acquire(&store) {
                 Ok(_released) => return Ok(()),
-                Err(LedgerError::EDataDirInUse(_)) if Instant::now() < deadline => {
+                Err(ChainError::DataDirInUse { .. }) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(e) => return Err(e),
@@ -370,9 +370,9 @@ impl Chain {
     /// `EInvalidConfig` for bad options or a keystore without this chain's validator key; `EIo`
     /// for the data directory; `EDataDirInUse` when another process has this chain open (then
     /// `fresh` deletes nothing); `EStorage` / `ECorruptStore` from recovery.
-    pub fn open(config: ChainConfig) -> Result<(ChainHandle, ChainTask), LedgerError> {
+    pub fn open(config: ChainConfig) -> Result<(ChainHandle, ChainTask), ChainError> {
         config.validate()?;
-        let io = |e: std::io::Error| LedgerError::EIo(format!("{}: {e}", config.data_dir.display()));
+        let io = |e: std::io::Error| ChainError::io(&config.data_dir, e);
         std::fs::create_dir_all(&config.data_dir).map_err(io)?;
         let db_path = config.data_dir.join(CHAIN_DB_FILE);
         let keystore_path = config.data_dir.join(KEYSTORE_FILE);
@@ -392,7 +392,7 @@ impl Chain {
             .keypair(VALIDATOR_ALIAS)?
             .filter(|k| k.public_key() == ledger.genesis().validator_public_key)
             .ok_or_else(|| {
-                LedgerError::EInvalidConfig("the keystore lacks this chain's validator key".into())
+                ChainError::InvalidConfig("the keystore lacks this chain's validator key".into())
             })?;
         let validator_address = validator.address();
         let mut sequencer = Sequencer::new(
@@ -420,8 +420,7 @@ impl Chain {
         let hold = (config.nonce_hold_ms > 0).then(|| Duration::from_millis(config.nonce_hold_ms));
         let gate = Gate { ledger: Arc::clone(&ledger), pool: Arc::clone(&pool), signals, hold };
         let admission = Arc::new(AdmissionQueue::new(config.mempool_capacity));
-        let spawn_error =
-            |e: std::io::Error| LedgerError::EIo(format!("cannot start the chain's threads: {e}"));
+        let spawn_error = |e: std::io::Error| ChainError::storage("cannot start the chain's threads", e);
         let thread = std::thread::Builder::new()
             .name("atoma-sequencer".into())
             .spawn(move || producer.run())
@@ -451,7 +450,7 @@ impl Chain {
 fn new_local_genesis(
     options: &LocalNetworkOptions,
     keystore_path: &Path,
-) -> Result<GenesisConfig, LedgerError> {
+) -> Result<GenesisConfig, ChainError> {
     let keys = LocalKeys::generate(options.accounts)?;
     keys.save(keystore_path)?;
     Ok(keys.genesis(options, now_ms()))
@@ -556,7 +555,7 @@ impl ChainHandle {
     ///
     /// # Errors
     /// See [`Ledger::dry_run`].
-    pub fn dry_run(&self, signed: SignedTransaction) -> Result<DryRunOutcome, LedgerError> {
+    pub fn dry_run(&self, signed: SignedTransaction) -> Result<DryRunOutcome, ChainError> {
         self.inner.ledger.dry_run(signed)
     }
 
@@ -576,7 +575,7 @@ impl ChainHandle {
     ///
     /// # Errors
     /// `EStorage`, `ECorruptStore`.
-    pub fn latest_block(&self) -> Result<Block, LedgerError> {
+    pub fn latest_block(&self) -> Result<Block, ChainError> {
         self.inner.ledger.latest_block()
     }
 
@@ -584,7 +583,7 @@ impl ChainHandle {
     ///
     /// # Errors
     /// `EStorage`, `ECorruptStore`.
-    pub fn block(&self, height: u64) -> Result<Option<Block>, LedgerError> {
+    pub fn block(&self, height: u64) -> Result<Option<Block>, ChainError> {
         self.inner.ledger.block(height)
     }
 
@@ -592,7 +591,7 @@ impl ChainHandle {
     ///
     /// # Errors
     /// `EStorage`, `ECorruptStore`.
-    pub fn transaction(&self, digest: &Digest) -> Result<Option<TransactionResponse>, LedgerError> {
+    pub fn transaction(&self, digest: &Digest) -> Result<Option<TransactionResponse>, ChainError> {
         self.inner.ledger.transaction(digest)
     }
 
@@ -606,7 +605,7 @@ impl ChainHandle {
         cursor: Option<EventId>,
         limit: Option<usize>,
         descending: bool,
-    ) -> Result<Page<EventRecord, EventId>, LedgerError> {
+    ) -> Result<Page<EventRecord, EventId>, ChainError> {
         self.inner.ledger.query_events(filter, cursor, limit, descending)
     }
 
@@ -645,7 +644,7 @@ impl ChainHandle {
     /// `EInsufficientBalance`.
     pub async fn faucet(&self, recipient: Address, amount: u64) -> Result<TxOutcome, LedgerError> {
         let key = self.local_only()?;
-        let key = key.faucet.as_ref().ok_or_else(|| LedgerError::EInvalidConfig("no faucet key".into()))?;
+        let key = key.faucet.as_ref().ok_or(LedgerError::EInvalidConfig)?;
         let chain_id = self.inner.ledger.params().chain_id;
         let pending = self.counted(self.admit(|pool| {
             let nonce =
@@ -959,7 +958,15 @@ impl Producer {
             }
             Ok(ApplyOutcome::AlreadyApplied) => self
                 .fail(waiters, &LedgerError::EInvalidBlock("the proposed height was already applied".into())),
-            Err(error) => self.fail(waiters, &error),
+            Err(error) => {
+                // The operator's log gets the cause; the submitters get its name.
+                tracing::error!(
+                    height = block.header().height,
+                    "a block could not be applied: {}",
+                    error.chain()
+                );
+                self.fail(waiters, &error.refusal())
+            }
         }
     }
 
@@ -1004,7 +1011,7 @@ mod tests {
     #[test]
     fn configs_out_of_range_are_refused() {
         let good = ChainConfig::local("/nonexistent");
-        assert_eq!(good.validate(), Ok(()));
+        assert!(good.validate().is_ok());
         let cases: [fn(&mut ChainConfig); 6] = [
             |c| c.mempool_capacity = 0,
             |c| c.nonce_hold_ms = MAX_NONCE_HOLD_MS + 1,

@@ -13,7 +13,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
-use crate::error::LedgerError;
+use crate::error::ChainError;
 
 /// The lock on a chain store, held until dropped.
 #[derive(Debug)]
@@ -28,18 +28,16 @@ impl DataDirLock {
     /// # Errors
     /// `EDataDirInUse` naming the directory when another holder has it; `EIo` when the lock file
     /// cannot be opened or locked.
-    pub fn acquire(store: &Path) -> Result<Self, LedgerError> {
+    pub fn acquire(store: &Path) -> Result<Self, ChainError> {
         let path = lock_path(store);
-        let io = |e: std::io::Error| LedgerError::EIo(format!("{}: {e}", path.display()));
+        let io = |e: std::io::Error| ChainError::io(&path, e);
         let file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => Ok(DataDirLock { _file: file }),
-            Err(TryLockError::WouldBlock) => Err(LedgerError::EDataDirInUse(format!(
-                "{} (it holds {})",
-                directory(store).display(),
-                path.display()
-            ))),
+            Err(TryLockError::WouldBlock) => {
+                Err(ChainError::DataDirInUse { directory: directory(store).to_path_buf(), lock: path })
+            }
             Err(TryLockError::Error(e)) => Err(io(e)),
         }
     }

@@ -1,162 +1,177 @@
-//! The ledger's own errors: why a transaction was refused before execution, or why the chain
-//! could not do what was asked.
+//! The node's errors, in two kinds for two audiences.
 //!
-//! These are **not contract errors** (SPEC §11, last sentence). A contract error means the
-//! transaction was ordered and executed, consumed its nonce and changed nothing else; a ledger
-//! error means the transaction never reached the contract (or the request never reached the
-//! chain) and changed nothing at all. To keep the two apart on the wire, ledger errors are
-//! numbered `312013000 + n` ([`LEDGER_ERROR_CODE_BASE`]), next to the contract's `312012000 + n`.
-//! Names and numbers are stable; numbers are never reused.
+//! - A **refusal** ([`LedgerError`], from `atoma-types`): the request was refused and nothing
+//!   changed — a bad signature, a stale nonce, a full mempool. Named and numbered
+//!   (`312013000 + n`), safe to send to any client as it is.
+//! - An **internal failure** (every other [`ChainError`]): the node could not do what was asked
+//!   — its storage failed, it found damage on disk, a thread panicked holding a lock. These carry
+//!   their cause ([`std::error::Error::source`]), the file and what the operator can do about it,
+//!   and are meant for the operator: the CLI prints them, the node's log records them. A client
+//!   is told only their name ([`ChainError::refusal`]: `EStorage`, `ECorruptStore`, …).
 
-/// The base that every ledger error number is added to. The contract's base is `312_012_000`.
-pub const LEDGER_ERROR_CODE_BASE: u64 = 312_013_000;
+use std::path::PathBuf;
 
-/// Why the ledger refused a transaction or a request. Nothing changed.
-#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
-pub enum LedgerError {
-    /// The signature is not 97 bytes, its flag is not `0x00` (ed25519), its public key is not
-    /// the sender's, or it does not verify.
-    #[error("EBadSignature: {0}")]
-    EBadSignature(&'static str),
-    /// The transaction names another chain (its `chain_id` is not this chain's genesis digest).
-    #[error("EWrongChainId: the transaction is for another chain")]
-    EWrongChainId,
-    /// The nonce was already used (or is waiting in the mempool).
-    #[error("ENonceUsed: nonce {got} is already used; the sender's next nonce is {expected}")]
-    ENonceUsed {
-        /// The sender's next nonce.
-        expected: u64,
-        /// The transaction's nonce.
-        got: u64,
+pub use atoma_types::error::{LEDGER_ERROR_CODE_BASE, LedgerError};
+
+/// The cause of a storage failure: redb's error or the operating system's.
+pub type StorageCause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why the node could not do what was asked. See the module docs.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The request was refused; nothing changed.
+    #[error(transparent)]
+    Refused(#[from] LedgerError),
+    /// The storage failed: an I/O error, a full disk, the database engine's own error.
+    #[error("the chain's storage failed: {what}")]
+    Storage {
+        /// What was being done, and on which file.
+        what: String,
+        /// The engine's or the operating system's error.
+        #[source]
+        source: StorageCause,
     },
-    /// The nonce skips ahead of the sender's next nonce.
-    #[error("ENonceFuture: nonce {got} is ahead; the sender's next nonce is {expected}")]
-    ENonceFuture {
-        /// The sender's next nonce.
-        expected: u64,
-        /// The transaction's nonce.
-        got: u64,
+    /// Stored data is damaged: it fails its checksum, does not decode, or disagrees with what
+    /// it must match.
+    #[error("{0}")]
+    Corrupt(Damage),
+    /// A file of the data directory (keystore, directory, lock file) could not be read or
+    /// written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
     },
-    /// The bytes are not a canonical BCS encoding of a signed transaction.
-    #[error("EMalformedTransaction: {0}")]
-    EMalformedTransaction(String),
-    /// The signed transaction is larger than [`crate::tx::MAX_TRANSACTION_SIZE`].
-    #[error("ETransactionTooLarge: {size} bytes, the limit is {limit}")]
-    ETransactionTooLarge {
-        /// The transaction's size in bytes.
-        size: usize,
-        /// [`crate::tx::MAX_TRANSACTION_SIZE`].
-        limit: usize,
-    },
-    /// The mempool is full: the chain is busy, try again later.
-    #[error("EMempoolFull: the mempool is full; try again later")]
-    EMempoolFull,
-    /// Faucet and time controls exist only on a local network (SPEC §13).
-    #[error("ENotLocalNetwork: only a local network offers this")]
-    ENotLocalNetwork,
-    /// The chain has shut down, or its block producer stopped.
-    #[error("EChainStopped: the chain is not running")]
-    EChainStopped,
-    /// A block does not follow the chain's tip or one of its transactions is invalid.
-    #[error("EInvalidBlock: {0}")]
-    EInvalidBlock(String),
-    /// An event cursor names a transaction this chain does not know.
-    #[error("EInvalidCursor: the cursor names an unknown transaction")]
-    EInvalidCursor,
-    /// The embedded database failed.
-    #[error("EStorage: {0}")]
-    EStorage(String),
-    /// The data on disk does not decode or does not match its digest.
-    #[error("ECorruptStore: {0}")]
-    ECorruptStore(String),
-    /// A file of the data directory (keystore, directory) could not be read or written.
-    #[error("EIo: {0}")]
-    EIo(String),
+    /// The operating system gave no randomness for a new key.
+    #[error("the operating system gave no randomness for a new key")]
+    NoRandomness(#[source] getrandom::Error),
     /// The configuration or the keystore is not usable.
-    #[error("EInvalidConfig: {0}")]
-    EInvalidConfig(String),
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
     /// Another process holds the data directory's lock: it has the chain store open. Two
     /// processes writing one store could destroy it, so the second one is refused.
-    #[error("EDataDirInUse: another `atoma` process is using the data directory {0}")]
-    EDataDirInUse(String),
+    #[error("another `atoma` process is using the data directory {} (it holds {})", directory.display(), lock.display())]
+    DataDirInUse {
+        /// The data directory.
+        directory: PathBuf,
+        /// The lock file the other process holds.
+        lock: PathBuf,
+    },
+    /// A block could not be committed, and recovering from that found the chain unable to go on
+    /// (the indexes damaged): no block is taken until the node restarts.
+    #[error("{why}")]
+    Halted {
+        /// Why the chain stopped, and what to do.
+        why: String,
+        /// The failure of the commit.
+        #[source]
+        cause: Box<ChainError>,
+    },
+    /// A thread panicked while it held one of the chain's locks, so what the lock guards may be
+    /// half-changed: the chain halts rather than go on from it. Restarting the node recovers
+    /// the state from disk.
+    #[error("the chain halted: a thread panicked while holding the {0} lock; restart the node")]
+    Poisoned(&'static str),
 }
 
-impl LedgerError {
-    /// The error's offset from [`LEDGER_ERROR_CODE_BASE`].
-    pub fn offset(&self) -> u64 {
+/// What damage was found on disk.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum Damage {
+    /// An index entry led to a record that is not the one it names. Indexes are derived from
+    /// the blocks, so this one is repaired by rebuilding them.
+    #[error("the index `{index}` is wrong: {found}")]
+    IndexEntry {
+        /// The index's table.
+        index: String,
+        /// What the entry led to.
+        found: String,
+    },
+    /// Any other damage: a record that fails its checksum or does not decode, a missing block,
+    /// a replay that reaches another state. Says what and where, and what to do about it when
+    /// nothing can be repaired.
+    #[error("{0}")]
+    Store(String),
+}
+
+impl ChainError {
+    /// Damage described by `what`.
+    pub fn corrupt(what: impl Into<String>) -> Self {
+        ChainError::Corrupt(Damage::Store(what.into()))
+    }
+
+    /// A storage failure while doing `what`.
+    pub fn storage(what: impl Into<String>, source: impl Into<StorageCause>) -> Self {
+        ChainError::Storage { what: what.into(), source: source.into() }
+    }
+
+    /// A failure on the file or directory `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        ChainError::Io { path: path.into(), source }
+    }
+
+    /// What a client may be told: the refusal itself, or the bare name of an internal failure.
+    pub fn refusal(&self) -> LedgerError {
         match self {
-            LedgerError::EBadSignature(_) => 0,
-            LedgerError::EWrongChainId => 1,
-            LedgerError::ENonceUsed { .. } => 2,
-            LedgerError::ENonceFuture { .. } => 3,
-            LedgerError::EMalformedTransaction(_) => 4,
-            LedgerError::ETransactionTooLarge { .. } => 5,
-            LedgerError::EMempoolFull => 6,
-            LedgerError::ENotLocalNetwork => 7,
-            LedgerError::EChainStopped => 8,
-            LedgerError::EInvalidBlock(_) => 9,
-            LedgerError::EInvalidCursor => 10,
-            LedgerError::EStorage(_) => 11,
-            LedgerError::ECorruptStore(_) => 12,
-            LedgerError::EIo(_) => 13,
-            LedgerError::EInvalidConfig(_) => 14,
-            LedgerError::EDataDirInUse(_) => 15,
+            ChainError::Refused(refusal) => refusal.clone(),
+            ChainError::Storage { .. } => LedgerError::EStorage,
+            ChainError::Corrupt(_) => LedgerError::ECorruptStore,
+            ChainError::Io { .. } | ChainError::NoRandomness(_) => LedgerError::EIo,
+            ChainError::InvalidConfig(_) => LedgerError::EInvalidConfig,
+            ChainError::DataDirInUse { .. } => LedgerError::EDataDirInUse,
+            ChainError::Halted { cause, .. } => cause.refusal(),
+            ChainError::Poisoned(_) => LedgerError::EChainStopped,
         }
     }
 
-    /// The error's stable name, such as `ENonceUsed`.
+    /// The stable name of [`ChainError::refusal`], such as `ENonceUsed` or `EStorage`.
     pub fn name(&self) -> &'static str {
-        match self {
-            LedgerError::EBadSignature(_) => "EBadSignature",
-            LedgerError::EWrongChainId => "EWrongChainId",
-            LedgerError::ENonceUsed { .. } => "ENonceUsed",
-            LedgerError::ENonceFuture { .. } => "ENonceFuture",
-            LedgerError::EMalformedTransaction(_) => "EMalformedTransaction",
-            LedgerError::ETransactionTooLarge { .. } => "ETransactionTooLarge",
-            LedgerError::EMempoolFull => "EMempoolFull",
-            LedgerError::ENotLocalNetwork => "ENotLocalNetwork",
-            LedgerError::EChainStopped => "EChainStopped",
-            LedgerError::EInvalidBlock(_) => "EInvalidBlock",
-            LedgerError::EInvalidCursor => "EInvalidCursor",
-            LedgerError::EStorage(_) => "EStorage",
-            LedgerError::ECorruptStore(_) => "ECorruptStore",
-            LedgerError::EIo(_) => "EIo",
-            LedgerError::EInvalidConfig(_) => "EInvalidConfig",
-            LedgerError::EDataDirInUse(_) => "EDataDirInUse",
+        self.refusal().name()
+    }
+
+    /// Whether this is an internal failure (module docs), not a refusal.
+    pub fn is_internal(&self) -> bool {
+        !matches!(self, ChainError::Refused(_))
+    }
+
+    /// The whole cause chain in one line, for logs: `outer: inner: innermost`.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.ends_with(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
         }
-    }
-
-    /// The full error number: `312013000 + offset`.
-    pub fn code(&self) -> u64 {
-        LEDGER_ERROR_CODE_BASE + self.offset()
-    }
-
-    /// Whether the same request may succeed later unchanged (the chain was busy).
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, LedgerError::EMempoolFull)
+        text
     }
 }
 
-impl From<redb::StorageError> for LedgerError {
-    /// A page that fails redb's own checks is damage on disk (`ECorruptStore`); anything else —
-    /// an I/O error, a full disk — is the storage failing (`EStorage`).
+impl From<redb::StorageError> for ChainError {
+    /// A page that fails redb's own checks is damage on disk ([`ChainError::Corrupt`]);
+    /// anything else — an I/O error, a full disk — is the storage failing.
     fn from(e: redb::StorageError) -> Self {
         match e {
             redb::StorageError::Corrupted(why) => {
-                LedgerError::ECorruptStore(format!("redb found a damaged page: {why}"))
+                ChainError::corrupt(format!("redb found a damaged page: {why}"))
             }
-            other => LedgerError::EStorage(other.to_string()),
+            other => ChainError::storage("redb", other),
         }
     }
 }
 
 macro_rules! storage_errors {
     ($($ty:ident),+) => {
-        $(impl From<redb::$ty> for LedgerError {
+        $(impl From<redb::$ty> for ChainError {
             fn from(e: redb::$ty) -> Self {
                 match e {
                     redb::$ty::Storage(storage) => storage.into(),
-                    other => LedgerError::EStorage(other.to_string()),
+                    other => ChainError::storage("redb", other),
                 }
             }
         })+
@@ -165,11 +180,11 @@ macro_rules! storage_errors {
 
 storage_errors!(DatabaseError, TransactionError, TableError, CommitError);
 
-impl From<redb::Error> for LedgerError {
+impl From<redb::Error> for ChainError {
     fn from(e: redb::Error) -> Self {
         match e {
             redb::Error::Corrupted(why) => redb::StorageError::Corrupted(why).into(),
-            other => LedgerError::EStorage(other.to_string()),
+            other => ChainError::storage("redb", other),
         }
     }
 }
@@ -177,42 +192,46 @@ impl From<redb::Error> for LedgerError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
 
-    fn one_of_each() -> Vec<LedgerError> {
-        vec![
-            LedgerError::EBadSignature("x"),
-            LedgerError::EWrongChainId,
-            LedgerError::ENonceUsed { expected: 1, got: 0 },
-            LedgerError::ENonceFuture { expected: 1, got: 2 },
-            LedgerError::EMalformedTransaction(String::new()),
-            LedgerError::ETransactionTooLarge { size: 1, limit: 0 },
-            LedgerError::EMempoolFull,
-            LedgerError::ENotLocalNetwork,
-            LedgerError::EChainStopped,
-            LedgerError::EInvalidBlock(String::new()),
-            LedgerError::EInvalidCursor,
-            LedgerError::EStorage(String::new()),
-            LedgerError::ECorruptStore(String::new()),
-            LedgerError::EIo(String::new()),
-            LedgerError::EInvalidConfig(String::new()),
-            LedgerError::EDataDirInUse(String::new()),
-        ]
+    #[test]
+    fn internal_failures_reach_clients_by_name_only() {
+        let io = std::io::Error::other("disk on fire");
+        let cases = [
+            (ChainError::storage("commit of /secret/chain.redb", io), "EStorage"),
+            (
+                ChainError::corrupt("/secret/chain.redb: block 4 is missing; run `atoma start --fresh`"),
+                "ECorruptStore",
+            ),
+            (ChainError::io("/secret/keystore.json", std::io::Error::other("denied")), "EIo"),
+            (ChainError::InvalidConfig("/secret".into()), "EInvalidConfig"),
+            (
+                ChainError::DataDirInUse { directory: "/secret".into(), lock: "/secret/l".into() },
+                "EDataDirInUse",
+            ),
+            (ChainError::Poisoned("state"), "EChainStopped"),
+        ];
+        for (error, name) in cases {
+            assert!(error.is_internal());
+            let refusal = error.refusal();
+            assert_eq!(refusal.name(), name);
+            let told = refusal.to_string();
+            assert!(!told.contains("/secret") && !told.contains("--fresh"), "{told}");
+        }
+        let refused = ChainError::from(LedgerError::EMempoolFull);
+        assert!(!refused.is_internal());
+        assert_eq!(refused.refusal(), LedgerError::EMempoolFull);
     }
 
     #[test]
-    fn names_and_numbers_are_unique_and_stable() {
-        let all = one_of_each();
-        let codes: BTreeSet<u64> = all.iter().map(LedgerError::code).collect();
-        let names: BTreeSet<&str> = all.iter().map(LedgerError::name).collect();
-        assert_eq!(codes.len(), all.len());
-        assert_eq!(names.len(), all.len());
-        assert_eq!(LedgerError::EBadSignature("x").code(), 312_013_000);
-        assert_eq!(LedgerError::EMempoolFull.code(), 312_013_006);
-        assert_eq!(LedgerError::EDataDirInUse(String::new()).code(), 312_013_015);
-        for e in &all {
-            assert!(e.to_string().starts_with(e.name()), "{e}");
-            assert!(e.code() > atoma_contract::error::ERROR_CODE_BASE + 999, "clashes with the contract");
-        }
+    fn the_operator_sees_the_cause_chain() {
+        let error = ChainError::storage(
+            "committing block 7 to /data/chain.redb",
+            std::io::Error::other("no space left"),
+        );
+        assert_eq!(
+            error.chain(),
+            "the chain's storage failed: committing block 7 to /data/chain.redb: no space left"
+        );
+        assert!(std::error::Error::source(&error).is_some());
     }
 }

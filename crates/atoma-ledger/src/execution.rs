@@ -14,63 +14,16 @@
 
 use std::collections::BTreeMap;
 
-use atoma_contract::{Address, ContractError, TxContext};
-use serde::{Deserialize, Serialize};
+use atoma_contract::Address;
 
 use crate::batch::verify_transactions;
-use crate::block::{Block, BlockHeader, MAX_BLOCK_TRANSACTIONS, transaction_random_seed};
+use crate::block::{Block, BlockHeader, MAX_BLOCK_TRANSACTIONS};
 use crate::digest::Digest;
 use crate::error::LedgerError;
 use crate::events::{EventId, EventRecord};
 use crate::state::{ChainParams, ChainState, LedgerState};
 use crate::tx::VerifiedTransaction;
-
-/// What the contract answered.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
-pub enum TxStatus {
-    /// The call was applied and emitted its events.
-    Success,
-    /// The contract refused the call: nothing changed except the sender's nonce.
-    Failure(ContractError),
-}
-
-impl TxStatus {
-    /// Whether the call was applied.
-    pub fn is_success(&self) -> bool {
-        matches!(self, TxStatus::Success)
-    }
-
-    /// The contract's error, if it refused the call.
-    pub fn error(&self) -> Option<ContractError> {
-        match self {
-            TxStatus::Success => None,
-            TxStatus::Failure(e) => Some(*e),
-        }
-    }
-}
-
-/// The effects of an executed transaction: its status and the events it emitted. Objects the
-/// call created (badges, stacks, tasks) are named by its events; the ledger records no separate
-/// object list.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-pub struct TxOutcome {
-    /// The transaction digest.
-    pub digest: Digest,
-    /// Who signed it.
-    pub sender: Address,
-    /// The block that holds the transaction.
-    pub height: u64,
-    /// The transaction's index in its block.
-    pub index: u64,
-    /// The block's epoch.
-    pub epoch: u64,
-    /// The block's timestamp.
-    pub timestamp_ms: u64,
-    /// What the contract answered.
-    pub status: TxStatus,
-    /// Empty when the call failed.
-    pub events: Vec<EventRecord>,
-}
+use atoma_types::{TxOutcome, TxStatus};
 
 /// Everything applying one block produced.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -156,11 +109,11 @@ impl VerifiedBlock {
             .map(|(index, signed)| {
                 // No canonical-encoding check: the digest below pins these exact bytes, which
                 // passed every check when they were admitted.
-                let tx = signed.decode_stored_transaction().map_err(|e| tx_invalid(index, &e))?;
-                if tx.chain_id != params.chain_id {
+                let tx = signed.into_verified_from_own_store().map_err(|e| tx_invalid(index, &e))?;
+                if tx.transaction().chain_id != params.chain_id {
                     return Err(tx_invalid(index, &LedgerError::EWrongChainId));
                 }
-                Ok(signed.assume_verified(tx))
+                Ok(tx)
             })
             .collect::<Result<Vec<_>, _>>()?;
         Self::new(header, transactions)
@@ -295,13 +248,7 @@ fn execute_transaction(
     tx: &VerifiedTransaction,
 ) -> TxOutcome {
     let digest = tx.digest();
-    let ctx = TxContext {
-        sender: tx.sender(),
-        epoch: header.epoch,
-        timestamp_ms: header.timestamp_ms,
-        tx_digest: digest.0,
-        random_seed: transaction_random_seed(&header.random_seed, &digest),
-    };
+    let ctx = header.tx_context(tx.sender(), &digest);
     let (status, events) = match state.db.execute(&ctx, &tx.transaction().call) {
         Ok(events) => (TxStatus::Success, events),
         Err(error) => (TxStatus::Failure(error), Vec::new()),

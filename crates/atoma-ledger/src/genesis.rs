@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::block::BlockHeader;
 use crate::codec::encode;
 use crate::digest::Digest;
-use crate::error::LedgerError;
+use crate::error::ChainError;
 use crate::keystore::Keystore;
 use crate::state::{ChainParams, ChainState, LedgerState};
 use crate::tx::Keypair;
@@ -100,9 +100,9 @@ impl GenesisConfig {
     /// # Errors
     /// `EInvalidConfig` when the epoch duration is zero or the contract refuses the genesis
     /// (an address's allocations overflow).
-    pub fn build_state(&self) -> Result<(ChainState, Vec<Event>), LedgerError> {
+    pub fn build_state(&self) -> Result<(ChainState, Vec<Event>), ChainError> {
         if self.epoch_duration_ms == 0 {
-            return Err(LedgerError::EInvalidConfig("the epoch duration must be positive".into()));
+            return Err(ChainError::InvalidConfig("the epoch duration must be positive".into()));
         }
         let genesis = Genesis {
             admin: self.admin,
@@ -111,7 +111,7 @@ impl GenesisConfig {
             genesis_digest: self.digest().0,
         };
         let (db, events) =
-            AtomaDb::genesis(&genesis).map_err(|e| LedgerError::EInvalidConfig(format!("genesis: {e}")))?;
+            AtomaDb::genesis(&genesis).map_err(|e| ChainError::InvalidConfig(format!("genesis: {e}")))?;
         Ok((ChainState { db, ledger: LedgerState::at_genesis(&self.header()) }, events))
     }
 }
@@ -165,15 +165,15 @@ impl LocalKeys {
     /// Fresh validator, admin and faucet keys, and the first `accounts` test accounts.
     ///
     /// # Errors
-    /// `EInvalidConfig` over [`MAX_TEST_ACCOUNTS`]; `EIo` without OS randomness.
-    pub fn generate(accounts: u64) -> Result<Self, LedgerError> {
+    /// `InvalidConfig` over [`MAX_TEST_ACCOUNTS`]; `NoRandomness` without OS randomness.
+    pub fn generate(accounts: u64) -> Result<Self, ChainError> {
         if accounts > MAX_TEST_ACCOUNTS {
-            return Err(LedgerError::EInvalidConfig(format!("at most {MAX_TEST_ACCOUNTS} test accounts")));
+            return Err(ChainError::InvalidConfig(format!("at most {MAX_TEST_ACCOUNTS} test accounts")));
         }
         Ok(LocalKeys {
-            validator: Keypair::generate()?,
-            admin: Keypair::generate()?,
-            faucet: Keypair::generate()?,
+            validator: Keypair::generate().map_err(ChainError::NoRandomness)?,
+            admin: Keypair::generate().map_err(ChainError::NoRandomness)?,
+            faucet: Keypair::generate().map_err(ChainError::NoRandomness)?,
             accounts: (0..accounts).map(Keypair::test_account).collect(),
         })
     }
@@ -200,7 +200,7 @@ impl LocalKeys {
     ///
     /// # Errors
     /// `EIo` or `EInvalidConfig` when the keystore cannot be read or written.
-    pub fn save(&self, path: &Path) -> Result<(), LedgerError> {
+    pub fn save(&self, path: &Path) -> Result<(), ChainError> {
         let mut keystore = Keystore::load(path)?;
         keystore.upsert(VALIDATOR_ALIAS, &self.validator);
         keystore.upsert(ADMIN_ALIAS, &self.admin);

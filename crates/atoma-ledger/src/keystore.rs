@@ -12,7 +12,7 @@ use std::path::Path;
 use atoma_contract::Address;
 use serde::{Deserialize, Serialize};
 
-use crate::error::LedgerError;
+use crate::error::ChainError;
 use crate::tx::Keypair;
 
 /// The keystore's file name inside the data directory.
@@ -36,9 +36,8 @@ impl KeystoreEntry {
     ///
     /// # Errors
     /// `EInvalidConfig` when the key is not 32 bytes of hex or does not match the address.
-    pub fn keypair(&self) -> Result<Keypair, LedgerError> {
-        let bad =
-            |what: &str| LedgerError::EInvalidConfig(format!("keystore entry {:?}: {what}", self.alias));
+    pub fn keypair(&self) -> Result<Keypair, ChainError> {
+        let bad = |what: &str| ChainError::InvalidConfig(format!("keystore entry {:?}: {what}", self.alias));
         let secret =
             parse_hex32(&self.private_key).ok_or_else(|| bad("private_key is not 32 bytes of hex"))?;
         let key = Keypair::from_secret_bytes(secret);
@@ -61,19 +60,19 @@ impl Keystore {
     ///
     /// # Errors
     /// `EIo` when the file cannot be read; `EInvalidConfig` when it is not a keystore.
-    pub fn load(path: &Path) -> Result<Self, LedgerError> {
-        let io = |e: std::io::Error| LedgerError::EIo(format!("{}: {e}", path.display()));
+    pub fn load(path: &Path) -> Result<Self, ChainError> {
+        let io = |e: std::io::Error| ChainError::io(path, e);
         match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Keystore::default()),
             Err(e) => return Err(io(e)),
             Ok(meta) if meta.len() > MAX_KEYSTORE_SIZE => {
-                return Err(LedgerError::EInvalidConfig(format!("{} is too large", path.display())));
+                return Err(ChainError::InvalidConfig(format!("{} is too large", path.display())));
             }
             Ok(_) => {}
         }
         let text = std::fs::read_to_string(path).map_err(io)?;
         let entries = serde_json::from_str(&text)
-            .map_err(|e| LedgerError::EInvalidConfig(format!("{} is not a keystore: {e}", path.display())))?;
+            .map_err(|e| ChainError::InvalidConfig(format!("{} is not a keystore: {e}", path.display())))?;
         Ok(Keystore { entries })
     }
 
@@ -81,10 +80,10 @@ impl Keystore {
     ///
     /// # Errors
     /// `EIo` when the file cannot be written.
-    pub fn save(&self, path: &Path) -> Result<(), LedgerError> {
-        let io = |e: std::io::Error| LedgerError::EIo(format!("{}: {e}", path.display()));
+    pub fn save(&self, path: &Path) -> Result<(), ChainError> {
+        let io = |e: std::io::Error| ChainError::io(path, e);
         let text = serde_json::to_string_pretty(&self.entries)
-            .map_err(|e| LedgerError::EIo(format!("keystore encoding: {e}")))?;
+            .map_err(|e| ChainError::InvalidConfig(format!("the keystore cannot be encoded: {e}")))?;
         let tmp = path.with_extension("json.tmp");
         write_private(&tmp, text.as_bytes()).map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)
@@ -99,7 +98,7 @@ impl Keystore {
     ///
     /// # Errors
     /// `EInvalidConfig` when the entry is damaged.
-    pub fn keypair(&self, alias: &str) -> Result<Option<Keypair>, LedgerError> {
+    pub fn keypair(&self, alias: &str) -> Result<Option<Keypair>, ChainError> {
         self.entries.iter().find(|e| e.alias == alias).map(KeystoreEntry::keypair).transpose()
     }
 

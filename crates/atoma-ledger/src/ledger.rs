@@ -26,21 +26,22 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use atoma_contract::hash::blake2b256;
-use atoma_contract::{Address, AtomaDb, Event, TxContext};
+use atoma_contract::{Address, AtomaDb, Event};
 use tokio::sync::broadcast;
 
-use crate::block::{Block, BlockHeader, transaction_random_seed};
+use crate::block::{Block, BlockHeader, tx_context};
 use crate::digest::Digest;
 use crate::dir_lock::DataDirLock;
-use crate::error::LedgerError;
+use crate::error::{ChainError, Damage, LedgerError};
 use crate::events::{EventFilter, EventId, EventRecord, Page, effective_limit};
-use crate::execution::{BlockEffects, TxOutcome, TxStatus, VerifiedBlock, check_follows, execute_block};
+use crate::execution::{BlockEffects, VerifiedBlock, check_follows, execute_block};
 use crate::genesis::GenesisConfig;
 use crate::metrics::Metrics;
 use crate::state::{ChainParams, ChainState, LedgerState, combined_digest};
 use crate::store::{Commit, DAMAGED_STORE_HINT, Snapshot, Store, block_entries};
 use crate::subscription::EventSubscription;
 use crate::tx::{SignedTransaction, Transaction};
+use atoma_types::{TxOutcome, TxStatus};
 
 /// How the ledger stores and publishes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -166,9 +167,9 @@ impl Ledger {
     /// # Errors
     /// `EInvalidConfig` when the store has no genesis; `EDataDirInUse` when another ledger has
     /// it open; `EStorage`, `ECorruptStore` from recovery.
-    pub fn open(path: &Path, options: LedgerOptions) -> Result<Self, LedgerError> {
+    pub fn open(path: &Path, options: LedgerOptions) -> Result<Self, ChainError> {
         Self::open_or_create(path, options, || {
-            Err(LedgerError::EInvalidConfig("the store has no genesis".into()))
+            Err(ChainError::InvalidConfig("the store has no genesis".into()))
         })
     }
 
@@ -189,17 +190,17 @@ impl Ledger {
     pub fn open_or_create(
         path: &Path,
         options: LedgerOptions,
-        make_genesis: impl FnOnce() -> Result<GenesisConfig, LedgerError>,
-    ) -> Result<Self, LedgerError> {
+        make_genesis: impl FnOnce() -> Result<GenesisConfig, ChainError>,
+    ) -> Result<Self, ChainError> {
         if options.snapshot_interval == 0 || options.event_buffer == 0 {
-            return Err(LedgerError::EInvalidConfig("snapshot interval and event buffer must be ≥ 1".into()));
+            return Err(ChainError::InvalidConfig("snapshot interval and event buffer must be ≥ 1".into()));
         }
         let lock = DataDirLock::acquire(path)?;
         let (store, genesis) = open_store(path, make_genesis)?;
         let params = genesis.params();
         let (state, mut repairs) = recover(&store, &params)?;
         store.delete_snapshots(&repairs.damaged_snapshots)?;
-        let damage = repairs.index_damage.take();
+        let damage = repairs.index_damage.take().map(|d| d.to_string());
         if let Some(why) =
             damage.map_or_else(|| store.check_indexes(&state.ledger.nonces), |why| Ok(Some(why)))?
         {
@@ -248,7 +249,7 @@ impl Ledger {
     /// block) or holds an invalid transaction; `EStorage` when the commit failed (the state is
     /// then recovered from disk); `EChainStopped` after a failed commit whose recovery failed
     /// too.
-    pub fn apply_block(&self, block: &Block) -> Result<ApplyOutcome, LedgerError> {
+    pub fn apply_block(&self, block: &Block) -> Result<ApplyOutcome, ChainError> {
         // Redelivered blocks are common (at-least-once delivery): skip verifying them.
         if block.header.height <= self.tip().height {
             return self.check_applied(&block.header);
@@ -261,11 +262,11 @@ impl Ledger {
     ///
     /// # Errors
     /// As [`Ledger::apply_block`].
-    pub fn apply_verified(&self, block: &VerifiedBlock) -> Result<ApplyOutcome, LedgerError> {
+    pub fn apply_verified(&self, block: &VerifiedBlock) -> Result<ApplyOutcome, ChainError> {
         let started = Instant::now();
-        let mut live = self.write();
+        let mut live = self.write()?;
         if self.halted.load(Ordering::SeqCst) {
-            return Err(LedgerError::EChainStopped);
+            return Err(LedgerError::EChainStopped.into());
         }
         if block.header().height <= live.state.ledger.height {
             return self.check_applied(block.header());
@@ -289,11 +290,14 @@ impl Ledger {
         };
         let commit_started = Instant::now();
         if let Err(error) = self.commit_block(block, &effects, snapshot) {
-            return Err(match self.reload(error.clone()) {
-                Ok((reloaded, error)) => {
+            return Err(match self.reload() {
+                Ok((reloaded, halted)) => {
                     *self.durable_mut() = Durable::of(&reloaded.state);
                     *live = reloaded;
-                    error
+                    match halted {
+                        None => error,
+                        Some(why) => ChainError::Halted { why, cause: Box::new(error) },
+                    }
                 }
                 Err(_) => {
                     self.halted.store(true, Ordering::SeqCst);
@@ -311,18 +315,19 @@ impl Ledger {
         Ok(ApplyOutcome::Applied(effects))
     }
 
-    fn check_applied(&self, header: &BlockHeader) -> Result<ApplyOutcome, LedgerError> {
+    fn check_applied(&self, header: &BlockHeader) -> Result<ApplyOutcome, ChainError> {
         let height = header.height;
         let stored = self
             .store
             .header(height)?
-            .ok_or_else(|| LedgerError::ECorruptStore(format!("block {height} is missing")))?;
+            .ok_or_else(|| ChainError::corrupt(format!("block {height} is missing")))?;
         if stored.digest() == header.digest() {
             Ok(ApplyOutcome::AlreadyApplied)
         } else {
             Err(LedgerError::EInvalidBlock(format!(
                 "a different block is already applied at height {height}"
-            )))
+            ))
+            .into())
         }
     }
 
@@ -331,7 +336,7 @@ impl Ledger {
         block: &VerifiedBlock,
         effects: &BlockEffects,
         snapshot: Option<Snapshot>,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<(), ChainError> {
         let signed = block.transactions().iter().map(|t| Some(t.signed()));
         let transactions = signed.zip(&effects.outcomes).collect();
         self.store.commit(&Commit {
@@ -346,30 +351,26 @@ impl Ledger {
     }
 
     /// The state after the last committed block, read again from the disk after a failed
-    /// commit (`error`), as on open; damaged snapshots found on the way are deleted.
+    /// commit, as on open; damaged snapshots found on the way are deleted.
     ///
     /// If the held index entries cannot be gathered again because the indexes are damaged, the
     /// ledger stops taking blocks (`EChainStopped` from then on) and marks the indexes for a
     /// rebuild: the entries it holds were right up to the tip, but include the failed block's,
     /// which a next block at that height would make visible, and only an open can rebuild the
-    /// indexes. Reads go on; the failed block gets `error` saying so.
-    fn reload(&self, error: LedgerError) -> Result<(Live, LedgerError), LedgerError> {
+    /// indexes. Reads go on; the second value then says why the chain stopped, for the failed
+    /// block's error.
+    fn reload(&self) -> Result<(Live, Option<String>), ChainError> {
         let (state, repairs) = recover(&self.store, &self.params)?;
         self.store.delete_snapshots(&repairs.damaged_snapshots)?;
-        let Some(why) = repairs.index_damage else { return Ok((Live { state }, error)) };
+        let Some(why) = repairs.index_damage else { return Ok((Live { state }, None)) };
         self.halted.store(true, Ordering::SeqCst);
-        let marked = self.store.mark_for_rebuild(&why).is_ok();
+        let marked = self.store.mark_for_rebuild(&why.to_string()).is_ok();
         let stopped = format!(
-            "; recovering from it found the indexes damaged ({why}), so the chain stopped: restart it \
-             to {} them",
+            "recovering from a failed commit found the indexes damaged ({why}), so the chain stopped: \
+             restart it to {} them",
             if marked { "rebuild" } else { "check" }
         );
-        let error = match error {
-            LedgerError::EStorage(e) => LedgerError::EStorage(e + &stopped),
-            LedgerError::ECorruptStore(e) => LedgerError::ECorruptStore(e + &stopped),
-            other => other,
-        };
-        Ok((Live { state }, error))
+        Ok((Live { state }, Some(stopped)))
     }
 
     fn publish(&self, effects: &BlockEffects) {
@@ -388,12 +389,22 @@ impl Ledger {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Live> {
-        // A panic while applying would be a bug; the state is then recovered by the next start.
+        // A panic while applying (a bug) poisons the lock and halts the chain ([`Ledger::write`]):
+        // readers still see the last state the writer left, which no later block changes.
         self.live.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Live> {
-        self.live.write().unwrap_or_else(PoisonError::into_inner)
+    /// The state, to change it. A thread that panicked holding it may have left the state ahead
+    /// of the disk or half-changed, so a poisoned lock halts the chain: this block and every
+    /// later one get [`ChainError::Poisoned`], and the next start recovers from the disk.
+    fn write(&self) -> Result<RwLockWriteGuard<'_, Live>, ChainError> {
+        self.live.write().map_err(|_| {
+            self.halted.store(true, Ordering::SeqCst);
+            tracing::error!(
+                "a thread panicked while applying a block; the chain halts until it is restarted"
+            );
+            ChainError::Poisoned("state")
+        })
     }
 
     fn durable(&self) -> RwLockReadGuard<'_, Durable> {
@@ -452,7 +463,7 @@ impl Ledger {
     ///
     /// # Errors
     /// `EStorage`, `ECorruptStore`.
-    pub fn block(&self, height: u64) -> Result<Option<Block>, LedgerError> {
+    pub fn block(&self, height: u64) -> Result<Option<Block>, ChainError> {
         self.store.block(height)
     }
 
@@ -460,7 +471,7 @@ impl Ledger {
     ///
     /// # Errors
     /// `EStorage`, `ECorruptStore`.
-    pub fn header(&self, height: u64) -> Result<Option<BlockHeader>, LedgerError> {
+    pub fn header(&self, height: u64) -> Result<Option<BlockHeader>, ChainError> {
         self.store.header(height)
     }
 
@@ -468,7 +479,7 @@ impl Ledger {
     ///
     /// # Errors
     /// `EStorage`.
-    pub fn block_height(&self, digest: &Digest) -> Result<Option<u64>, LedgerError> {
+    pub fn block_height(&self, digest: &Digest) -> Result<Option<u64>, ChainError> {
         self.store.height_of(digest)
     }
 
@@ -476,18 +487,16 @@ impl Ledger {
     ///
     /// # Errors
     /// `EStorage`, `ECorruptStore`.
-    pub fn latest_block(&self) -> Result<Block, LedgerError> {
+    pub fn latest_block(&self) -> Result<Block, ChainError> {
         let height = self.tip().height;
-        self.store
-            .block(height)?
-            .ok_or_else(|| LedgerError::ECorruptStore(format!("block {height} is missing")))
+        self.store.block(height)?.ok_or_else(|| ChainError::corrupt(format!("block {height} is missing")))
     }
 
     /// A transaction, its status and its events.
     ///
     /// # Errors
     /// `EStorage`, `ECorruptStore`.
-    pub fn transaction(&self, digest: &Digest) -> Result<Option<TransactionResponse>, LedgerError> {
+    pub fn transaction(&self, digest: &Digest) -> Result<Option<TransactionResponse>, ChainError> {
         let Some((record, events)) = self.store.transaction(digest)? else { return Ok(None) };
         let transaction = record.signed.as_ref().map(SignedTransaction::decode_transaction).transpose()?;
         let outcome = TxOutcome {
@@ -514,7 +523,7 @@ impl Ledger {
         cursor: Option<EventId>,
         limit: Option<usize>,
         descending: bool,
-    ) -> Result<Page<EventRecord, EventId>, LedgerError> {
+    ) -> Result<Page<EventRecord, EventId>, ChainError> {
         self.store.query_events(filter, cursor, effective_limit(limit), descending)
     }
 
@@ -532,20 +541,14 @@ impl Ledger {
     ///
     /// # Errors
     /// The transaction's own verification errors (size, encoding, chain id, signature).
-    pub fn dry_run(&self, signed: SignedTransaction) -> Result<DryRunOutcome, LedgerError> {
+    pub fn dry_run(&self, signed: SignedTransaction) -> Result<DryRunOutcome, ChainError> {
         let tx = signed.verify(&self.params.chain_id)?;
         let digest = tx.digest();
-        let mut live = self.write();
+        let mut live = self.write()?;
         let tip = &live.state.ledger;
         let (epoch, timestamp_ms) = (tip.epoch, tip.timestamp_ms);
         let block_seed = blake2b256(&[b"atoma-dry-run", &tip.block_digest.0]);
-        let ctx = TxContext {
-            sender: tx.sender(),
-            epoch,
-            timestamp_ms,
-            tx_digest: digest.0,
-            random_seed: transaction_random_seed(&block_seed, &digest),
-        };
+        let ctx = tx_context(epoch, timestamp_ms, &block_seed, tx.sender(), &digest);
         let (status, events) = match live.state.db.dry_run(&ctx, &tx.transaction().call) {
             Ok(events) => (TxStatus::Success, events),
             Err(e) => (TxStatus::Failure(e), Vec::new()),
@@ -558,7 +561,7 @@ impl Ledger {
     ///
     /// # Errors
     /// `ECorruptStore` when a block does not replay to its recorded digest; `EStorage`.
-    pub fn replay_from_genesis(&self) -> Result<Digest, LedgerError> {
+    pub fn replay_from_genesis(&self) -> Result<Digest, ChainError> {
         let (_, genesis) = restore_snapshot(&self.store, 0, &mut Vec::new())?;
         let tip = self.store.tip_height()?;
         let state = replay(&self.store, &self.params, genesis, 0, tip, None, &mut |_, _, _| {})?;
@@ -569,7 +572,7 @@ impl Ledger {
     ///
     /// # Errors
     /// `EStorage`, `ECorruptStore`.
-    pub fn snapshot_heights(&self) -> Result<Vec<u64>, LedgerError> {
+    pub fn snapshot_heights(&self) -> Result<Vec<u64>, ChainError> {
         self.store.snapshot_heights()
     }
 
@@ -584,7 +587,7 @@ impl Ledger {
     ///
     /// # Errors
     /// `EStorage`.
-    pub fn stored_nonce(&self, address: &Address) -> Result<u64, LedgerError> {
+    pub fn stored_nonce(&self, address: &Address) -> Result<u64, ChainError> {
         self.store.stored_nonce(address)
     }
 }
@@ -594,7 +597,7 @@ fn micros(since: Instant) -> u64 {
 }
 
 /// Writes the genesis block, the genesis events and the genesis snapshot in one commit.
-fn write_genesis(store: &Store, genesis: &GenesisConfig) -> Result<(), LedgerError> {
+fn write_genesis(store: &Store, genesis: &GenesisConfig) -> Result<(), ChainError> {
     let (state, events) = genesis.build_state()?;
     let header = genesis.header();
     let digest = genesis.digest();
@@ -643,9 +646,9 @@ fn creating_path(path: &Path) -> std::path::PathBuf {
 /// Opens the store at `path` with its genesis, first creating both if there is no store.
 fn open_store(
     path: &Path,
-    make_genesis: impl FnOnce() -> Result<GenesisConfig, LedgerError>,
-) -> Result<(Store, GenesisConfig), LedgerError> {
-    let io = |e: std::io::Error| LedgerError::EStorage(format!("{}: {e}", path.display()));
+    make_genesis: impl FnOnce() -> Result<GenesisConfig, ChainError>,
+) -> Result<(Store, GenesisConfig), ChainError> {
+    let io = |e: std::io::Error| ChainError::storage(path.display().to_string(), e);
     let creating = creating_path(path);
     // What a start killed while creating the store left: never renamed, so never acknowledged.
     match std::fs::remove_file(&creating) {
@@ -654,9 +657,7 @@ fn open_store(
     }
     let mut make_genesis = Some(make_genesis);
     let mut new_genesis = || {
-        make_genesis
-            .take()
-            .map_or_else(|| Err(LedgerError::EInvalidConfig("no genesis".into())), |make| make())
+        make_genesis.take().map_or_else(|| Err(ChainError::InvalidConfig("no genesis".into())), |make| make())
     };
     if !path.try_exists().map_err(io)? {
         let genesis = new_genesis()?;
@@ -689,9 +690,9 @@ pub(crate) fn rebuild_indexes(
     store: &Store,
     nonces: &BTreeMap<Address, u64>,
     why: &str,
-) -> Result<(), LedgerError> {
+) -> Result<(), ChainError> {
     store.rebuild_indexes(nonces).map_err(|e| match e {
-        LedgerError::ECorruptStore(e) => LedgerError::ECorruptStore(format!(
+        ChainError::Corrupt(e) => ChainError::corrupt(format!(
             "{}: the indexes are damaged ({why}) and cannot be rebuilt: {e}; {DAMAGED_STORE_HINT}",
             store.path().display()
         )),
@@ -699,18 +700,18 @@ pub(crate) fn rebuild_indexes(
     })
 }
 
-fn create_store(path: &Path, genesis: &GenesisConfig) -> Result<(), LedgerError> {
+fn create_store(path: &Path, genesis: &GenesisConfig) -> Result<(), ChainError> {
     let store = Store::create(path)?;
     write_genesis(&store, genesis)
 }
 
 /// Makes a rename in `path`'s directory durable.
-fn sync_directory(path: &Path) -> Result<(), LedgerError> {
+fn sync_directory(path: &Path) -> Result<(), ChainError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let io = |e: std::io::Error| LedgerError::EStorage(format!("{}: {e}", dir.display()));
+    let io = |e: std::io::Error| ChainError::storage(format!("syncing the directory {}", dir.display()), e);
     #[cfg(unix)]
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
     #[cfg(not(unix))]
@@ -723,7 +724,7 @@ fn sync_directory(path: &Path) -> Result<(), LedgerError> {
 struct Repairs {
     done: Vec<String>,
     /// Why the held index entries could not be gathered from the blocks.
-    index_damage: Option<String>,
+    index_damage: Option<Damage>,
     /// The heights of the damaged snapshots passed over, to be deleted: the replay vouched for
     /// the blocks up to the tip, and kept they would be passed over at every start and could
     /// outlive a whole snapshot when old ones are pruned.
@@ -733,13 +734,13 @@ struct Repairs {
 /// The state after the last committed block: the newest usable snapshot plus the blocks after
 /// it. Also gathers the store's held index entries: from the stored blocks up to the snapshot,
 /// and from the replayed blocks' outcomes after it.
-fn recover(store: &Store, params: &ChainParams) -> Result<(ChainState, Repairs), LedgerError> {
+fn recover(store: &Store, params: &ChainParams) -> Result<(ChainState, Repairs), ChainError> {
     let mut repairs = Repairs::default();
     let (snapshot, state) = usable_snapshot(store, &mut repairs)?;
     let tip = store.tip_height()?;
     let indexed = match store.rebuild_unindexed(snapshot.height) {
         Ok(indexed) => Some(indexed),
-        Err(LedgerError::ECorruptStore(why)) => {
+        Err(ChainError::Corrupt(why)) => {
             repairs.index_damage = Some(why);
             None
         }
@@ -753,7 +754,7 @@ fn recover(store: &Store, params: &ChainParams) -> Result<(ChainState, Repairs),
     };
     let state = replay(store, params, state, snapshot.height, tip, Some(&mut damaged_digests), on_replayed)
         .map_err(|e| match e {
-        LedgerError::ECorruptStore(why) => LedgerError::ECorruptStore(format!(
+        ChainError::Corrupt(why) => ChainError::corrupt(format!(
             "{}: {why}. The blocks after snapshot {} (the newest usable one) must be replayed, and a \
              single validator has no other copy of them; {DAMAGED_STORE_HINT}",
             store.path().display(),
@@ -763,7 +764,7 @@ fn recover(store: &Store, params: &ChainParams) -> Result<(ChainState, Repairs),
     })?;
     // The tip's header is replayed only when a snapshot is older than it.
     if store.header(tip)?.is_none_or(|h| h.digest() != state.ledger.block_digest) {
-        return Err(LedgerError::ECorruptStore(format!(
+        return Err(ChainError::corrupt(format!(
             "{}: the header of block {tip}, the tip, is not the block its snapshot recorded; {DAMAGED_STORE_HINT}",
             store.path().display()
         )));
@@ -779,7 +780,7 @@ fn recover(store: &Store, params: &ChainParams) -> Result<(ChainState, Repairs),
 
 /// The newest snapshot that is whole, matches its own digest and the state digest recorded at
 /// its height, restored; each newer one passed over is said in `repairs` and listed for deletion.
-fn usable_snapshot(store: &Store, repairs: &mut Repairs) -> Result<(Snapshot, ChainState), LedgerError> {
+fn usable_snapshot(store: &Store, repairs: &mut Repairs) -> Result<(Snapshot, ChainState), ChainError> {
     let mut passed_over = Vec::new();
     for height in store.snapshot_heights()?.into_iter().rev() {
         match restore_snapshot(store, height, &mut repairs.done) {
@@ -800,14 +801,14 @@ fn usable_snapshot(store: &Store, repairs: &mut Repairs) -> Result<(Snapshot, Ch
                 }
                 return Ok((snapshot, state));
             }
-            Err(LedgerError::ECorruptStore(why)) => {
-                passed_over.push(why);
+            Err(ChainError::Corrupt(why)) => {
+                passed_over.push(why.to_string());
                 repairs.damaged_snapshots.push(height);
             }
             Err(e) => return Err(e),
         }
     }
-    Err(LedgerError::ECorruptStore(format!(
+    Err(ChainError::corrupt(format!(
         "{}: no snapshot is usable, not even the genesis one ({}); {DAMAGED_STORE_HINT}",
         store.path().display(),
         if passed_over.is_empty() { "there are none".into() } else { passed_over.join("; ") }
@@ -821,19 +822,19 @@ fn restore_snapshot(
     store: &Store,
     height: u64,
     repairs: &mut Vec<String>,
-) -> Result<(Snapshot, ChainState), LedgerError> {
+) -> Result<(Snapshot, ChainState), ChainError> {
     let snapshot = store
         .snapshot_at(height)?
-        .ok_or_else(|| LedgerError::ECorruptStore(format!("the snapshot at height {height} is missing")))?;
+        .ok_or_else(|| ChainError::corrupt(format!("the snapshot at height {height} is missing")))?;
     let state = snapshot.restore()?;
     match store.state_digest_at(height) {
         Ok(recorded) if recorded == Some(snapshot.digest) => {}
         Ok(_) => {
-            return Err(LedgerError::ECorruptStore(format!(
+            return Err(ChainError::corrupt(format!(
                 "the snapshot at height {height} disagrees with the state digest recorded there"
             )));
         }
-        Err(LedgerError::ECorruptStore(why)) => {
+        Err(ChainError::Corrupt(why)) => {
             store.rewrite_state_digest(height, &snapshot.digest)?;
             repairs.push(format!("{why}; it was written again from the whole snapshot at that height"));
         }
@@ -862,7 +863,7 @@ fn replay(
     tip: u64,
     mut damaged_digests: Option<&mut DamagedDigests>,
     on_replayed: &mut OnReplayed<'_>,
-) -> Result<ChainState, LedgerError> {
+) -> Result<ChainState, ChainError> {
     let first = from.saturating_add(1);
     std::thread::scope(|scope| {
         let readers: Vec<_> = (0..REPLAY_READERS)
@@ -883,22 +884,20 @@ fn replay(
             })
             .collect();
         for (height, ready) in (first..=tip).zip(readers.iter().cycle()) {
-            let stopped = || LedgerError::ECorruptStore(format!("block {height} was not read"));
+            let stopped = || ChainError::corrupt(format!("block {height} was not read"));
             let (block, recorded) = ready.recv().map_err(|_| stopped())??;
             check_follows(&state, &block, params)
-                .map_err(|e| LedgerError::ECorruptStore(format!("block {height}: {e}")))?;
+                .map_err(|e| ChainError::corrupt(format!("block {height}: {e}")))?;
             let (outcomes, nonces) = execute_block(&mut state, &block);
             // Digests are recorded at snapshot heights only.
             match recorded {
                 Recorded::Digest(Some(recorded)) if state.digest() != recorded => {
-                    return Err(LedgerError::ECorruptStore(format!(
-                        "block {height} replays to a different state"
-                    )));
+                    return Err(ChainError::corrupt(format!("block {height} replays to a different state")));
                 }
                 Recorded::Digest(_) => {}
                 Recorded::Damaged(why) => match damaged_digests.as_deref_mut() {
                     Some(damaged) => damaged.push((height, state.digest(), why)),
-                    None => return Err(LedgerError::ECorruptStore(why)),
+                    None => return Err(ChainError::Corrupt(why)),
                 },
             }
             on_replayed(height, &outcomes, &nonces);
@@ -914,14 +913,14 @@ fn read_stored_block(
     store: &Store,
     params: &ChainParams,
     height: u64,
-) -> Result<(VerifiedBlock, Recorded), LedgerError> {
-    let corrupt = |what: String| LedgerError::ECorruptStore(what);
+) -> Result<(VerifiedBlock, Recorded), ChainError> {
+    let corrupt = |what: String| ChainError::corrupt(what);
     let block = store.block(height)?.ok_or_else(|| corrupt(format!("block {height} is missing")))?;
     let block =
         VerifiedBlock::from_own_store(block, params).map_err(|e| corrupt(format!("block {height}: {e}")))?;
     let recorded = match store.state_digest_at(height) {
         Ok(digest) => Recorded::Digest(digest),
-        Err(LedgerError::ECorruptStore(why)) => Recorded::Damaged(why),
+        Err(ChainError::Corrupt(why)) => Recorded::Damaged(why),
         Err(e) => return Err(e),
     };
     Ok((block, recorded))
@@ -931,9 +930,9 @@ fn read_stored_block(
 enum Recorded {
     Digest(Option<Digest>),
     /// The record is damaged (why): nothing to check the replay against at this height.
-    Damaged(String),
+    Damaged(Damage),
 }
 
 /// Recorded state digests a replay found damaged: the height, the digest the replay reached
 /// there (which a caller that trusts the replay may write again), and why.
-type DamagedDigests = Vec<(u64, Digest, String)>;
+type DamagedDigests = Vec<(u64, Digest, Damage)>;

@@ -21,10 +21,8 @@
 //! never backwards) and the random seed (see [`block`]).
 //!
 //! # Map
-//! - [`tx`]: transactions, signatures, digests, [`Keypair`].
-//! - [`signature`]: the ed25519 rule, decided alike one at a time and in batches; [`batch`]:
-//!   verifying many transactions at once on every core.
-//! - [`block`]: headers, digests, block and transaction seeds.
+//! - `atoma-types`: transactions, signatures, keys, digests, blocks, event records, outcomes and
+//!   the named refusals — the wire types this crate stores and orders.
 //! - [`state`]: the ledger's own state (tip, epoch clock, nonces) and the combined digest.
 //! - [`execution`]: block validation and execution, pure and synchronous.
 //! - [`store`]: the redb tables; one commit per block; snapshots; index checks and rebuilds.
@@ -33,7 +31,7 @@
 //! - [`sequencer`]: the single validator's mempool and block builder.
 //! - [`chain`]: [`Chain::open`], the producer thread and the [`ChainHandle`] for RPC and CLI.
 //! - [`genesis`], [`keystore`]: local network setup and the shared keystore file.
-//! - [`events`], [`subscription`], [`metrics`], [`error`], [`digest`].
+//! - [`subscription`], [`metrics`], [`error`] (refusals apart from internal failures).
 //!
 //! `docs/LEDGER.md` explains the same in prose: nonces, blocks, epochs, randomness, storage,
 //! durability and recovery.
@@ -41,39 +39,32 @@
 #![deny(missing_docs)]
 
 mod admission;
-pub mod batch;
-pub mod block;
 pub mod chain;
-pub mod digest;
 pub mod error;
-pub mod events;
 pub mod execution;
 pub mod genesis;
 pub mod keystore;
 pub mod ledger;
 pub mod metrics;
 pub mod sequencer;
-pub mod signature;
 pub mod state;
 pub mod store;
 pub mod subscription;
-pub mod tx;
 mod unindexed;
+
+// The wire types this crate is built on, under the names its modules use.
+use atoma_types::{batch, block, digest, events, tx};
 
 mod codec;
 mod dir_lock;
 mod seal;
 
-pub use block::{Block, BlockHeader};
 pub use chain::{Chain, ChainConfig, ChainHandle, ChainInfo, ChainTask, PendingTransaction};
-pub use digest::Digest;
-pub use error::LedgerError;
-pub use events::{EventFilter, EventId, EventRecord, Page};
-pub use execution::{BlockEffects, TxOutcome, TxStatus, VerifiedBlock};
+pub use error::{ChainError, Damage, LedgerError};
+pub use execution::{BlockEffects, VerifiedBlock};
 pub use genesis::{GenesisConfig, LocalKeys, LocalNetworkOptions};
 pub use keystore::{Keystore, KeystoreEntry};
 pub use ledger::{ApplyOutcome, DryRunOutcome, Ledger, LedgerOptions, Tip, TransactionResponse};
 pub use metrics::MetricsSnapshot;
 pub use sequencer::Sequencer;
 pub use subscription::{EventSubscription, SubscriptionError};
-pub use tx::{Keypair, SignedTransaction, Transaction, VerifiedTransaction};

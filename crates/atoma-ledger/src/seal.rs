@@ -19,7 +19,7 @@ use atoma_contract::hash::blake2b256;
 use serde::de::DeserializeOwned;
 
 use crate::codec::decode_stored;
-use crate::error::LedgerError;
+use crate::error::ChainError;
 
 /// Bytes of checksum after every sealed value.
 pub(crate) const CHECKSUM_LEN: usize = 16;
@@ -49,7 +49,7 @@ pub(crate) fn unseal<'a>(
     key: &[u8],
     bytes: &'a [u8],
     what: &dyn Fn() -> String,
-) -> Result<&'a [u8], LedgerError> {
+) -> Result<&'a [u8], ChainError> {
     let split = bytes
         .len()
         .checked_sub(CHECKSUM_LEN)
@@ -67,12 +67,12 @@ pub(crate) fn open<T: DeserializeOwned>(
     key: &[u8],
     bytes: &[u8],
     what: &dyn Fn() -> String,
-) -> Result<T, LedgerError> {
+) -> Result<T, ChainError> {
     decode_stored(unseal(table, key, bytes, what)?, &what())
 }
 
-fn corrupt(what: &dyn Fn() -> String, why: &str) -> LedgerError {
-    LedgerError::ECorruptStore(format!("{} is damaged: {why}", what()))
+fn corrupt(what: &dyn Fn() -> String, why: &str) -> ChainError {
+    ChainError::corrupt(format!("{} is damaged: {why}", what()))
 }
 
 #[cfg(test)]

@@ -59,14 +59,14 @@ use crate::block::{Block, BlockHeader};
 use crate::codec::decode_stored;
 use crate::codec::encode;
 use crate::digest::Digest;
-use crate::error::LedgerError;
+use crate::error::{ChainError, Damage, LedgerError};
 use crate::events::{EventFilter, EventId, EventRecord, ObjectKind, Page, object_refs};
-use crate::execution::{TxOutcome, TxStatus};
 use crate::genesis::GenesisConfig;
 use crate::seal::{open, seal, unseal};
 use crate::state::{ChainState, LedgerState, combined_digest};
 use crate::tx::SignedTransaction;
 use crate::unindexed::{BlockEntries, INDEX_BATCH, ObjectKey, PosKey, TxPos, Unindexed, height_of, tx_pos};
+use atoma_types::{TxOutcome, TxStatus};
 
 /// The layout version written in `meta`; a store with another version is refused. Version 2
 /// keyed transactions by position and wrote the random-key indexes in batches; version 3 seals
@@ -109,9 +109,18 @@ fn type_prefix(name: &str) -> Vec<u8> {
     [name.as_bytes(), &[0]].concat()
 }
 
+/// The byte that stands for an object kind in `events_by_object` keys.
+fn object_tag(kind: ObjectKind) -> u8 {
+    match kind {
+        ObjectKind::Node => 0,
+        ObjectKind::Task => 1,
+        ObjectKind::Stack => 2,
+    }
+}
+
 fn object_key(kind: ObjectKind, id: u64) -> ObjectKey {
     let mut key = [0u8; 9];
-    key[0] = kind.tag();
+    key[0] = object_tag(kind);
     key[1..].copy_from_slice(&id.to_be_bytes());
     key
 }
@@ -162,13 +171,13 @@ impl<'a> TxRecordRef<'a> {
 }
 
 impl TxRecord {
-    pub fn status(&self) -> Result<TxStatus, LedgerError> {
+    pub fn status(&self) -> Result<TxStatus, ChainError> {
         let Some(code) = self.error_code else { return Ok(TxStatus::Success) };
         ContractError::ALL
             .iter()
             .find(|e| e.code() == code)
             .map(|e| TxStatus::Failure(*e))
-            .ok_or_else(|| LedgerError::ECorruptStore(format!("unknown contract error {code}")))
+            .ok_or_else(|| ChainError::corrupt(format!("unknown contract error {code}")))
     }
 }
 
@@ -178,22 +187,19 @@ pub(crate) struct Snapshot {
     pub height: u64,
     pub ledger: LedgerState,
     /// [`AtomaDb::canonical_bytes`].
-    #[serde(with = "crate::codec::bytes")]
+    #[serde(with = "atoma_types::codec::bytes")]
     pub contract: Vec<u8>,
     pub digest: Digest,
 }
 
 impl Snapshot {
     /// Rebuilds the state, checking it against the digest.
-    pub fn restore(&self) -> Result<ChainState, LedgerError> {
+    pub fn restore(&self) -> Result<ChainState, ChainError> {
         if combined_digest(&self.contract, &self.ledger) != self.digest || self.ledger.height != self.height {
-            return Err(LedgerError::ECorruptStore(format!(
-                "snapshot {} does not match its digest",
-                self.height
-            )));
+            return Err(ChainError::corrupt(format!("snapshot {} does not match its digest", self.height)));
         }
         let db = AtomaDb::from_canonical_bytes(&self.contract)
-            .map_err(|e| LedgerError::ECorruptStore(format!("snapshot {}: {e}", self.height)))?;
+            .map_err(|e| ChainError::corrupt(format!("snapshot {}: {e}", self.height)))?;
         Ok(ChainState { db, ledger: self.ledger.clone() })
     }
 }
@@ -275,7 +281,7 @@ impl Store {
     /// `ECorruptStore` when the file is not a redb database, a page fails its checksum, or the
     /// format version is not [`STORE_FORMAT_VERSION`]; `EStorage` when the file cannot be read
     /// (or another process has it open).
-    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+    pub fn open(path: &Path) -> Result<Self, ChainError> {
         let db = Builder::new().set_check_integrity_on_open(true).open(path);
         Self::with_tables(db.map_err(|e| open_error(path, e))?, path)
     }
@@ -284,8 +290,8 @@ impl Store {
     ///
     /// # Errors
     /// `EStorage` when the file cannot be created.
-    pub fn create(path: &Path) -> Result<Self, LedgerError> {
-        let io = |e: std::io::Error| LedgerError::EStorage(format!("{}: {e}", path.display()));
+    pub fn create(path: &Path) -> Result<Self, ChainError> {
+        let io = |e: std::io::Error| ChainError::storage(format!("creating {}", path.display()), e);
         // `create_new`: never initialize a file someone else is writing.
         let file =
             std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(path).map_err(io)?;
@@ -294,7 +300,7 @@ impl Store {
         Self::with_tables(db, path)
     }
 
-    fn with_tables(db: Database, path: &Path) -> Result<Self, LedgerError> {
+    fn with_tables(db: Database, path: &Path) -> Result<Self, ChainError> {
         let unindexed = RwLock::new(Unindexed::default());
         let store = Store {
             db,
@@ -311,13 +317,14 @@ impl Store {
 
     /// A write transaction that commits in two phases: redb then tells a damaged last commit
     /// (refused) from a torn one (rolled back), which one phase cannot.
-    fn begin_write(&self) -> Result<WriteTransaction, LedgerError> {
+    fn begin_write(&self) -> Result<WriteTransaction, ChainError> {
         #[cfg(test)]
         {
             self.write_faults.begun.fetch_add(1, Ordering::SeqCst);
             let fail = &self.write_faults.fail;
             if fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
-                return Err(LedgerError::EStorage(format!("{}: a write failed (test)", self.path.display())));
+                let injected = std::io::Error::other("a write failed (test)");
+                return Err(ChainError::storage(format!("writing {}", self.path.display()), injected));
             }
         }
         let mut txn = self.db.begin_write()?;
@@ -325,7 +332,7 @@ impl Store {
         Ok(txn)
     }
 
-    fn create_tables(&self) -> Result<(), LedgerError> {
+    fn create_tables(&self) -> Result<(), ChainError> {
         let txn = self.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
@@ -355,7 +362,7 @@ impl Store {
 
     /// Why a store of another format is refused. No store of an older format was ever deployed,
     /// so there is nothing to migrate.
-    fn format_error(&self, stored: &[u8]) -> LedgerError {
+    fn format_error(&self, stored: &[u8]) -> ChainError {
         let file = self.path.display();
         let why = match <[u8; 4]>::try_from(stored).map(u32::from_le_bytes) {
             Ok(v) if v < STORE_FORMAT_VERSION => format!(
@@ -368,7 +375,7 @@ impl Store {
             ),
             Err(_) => format!("{file}: the store format version is damaged ({} bytes)", stored.len()),
         };
-        LedgerError::ECorruptStore(why)
+        ChainError::corrupt(why)
     }
 
     /// The database file.
@@ -394,7 +401,7 @@ impl Store {
     /// Replaces the held index entries with those of the stored blocks after the tables'
     /// `indexed_height`, up to `last`; the blocks after `last` are the caller's to
     /// [`Store::hold`] in order (recovery replays them anyway). Returns `indexed_height`.
-    pub fn rebuild_unindexed(&self, last: u64) -> Result<u64, LedgerError> {
+    pub fn rebuild_unindexed(&self, last: u64) -> Result<u64, ChainError> {
         let txn = self.db.begin_read()?;
         let indexed = read_indexed_height(&txn)?;
         let mut unindexed = Unindexed::default();
@@ -415,7 +422,7 @@ impl Store {
     pub fn check_indexes(
         &self,
         nonces: &std::collections::BTreeMap<Address, u64>,
-    ) -> Result<Option<String>, LedgerError> {
+    ) -> Result<Option<String>, ChainError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
         if let Some(bytes) = meta.get(META_REBUILD)? {
@@ -480,7 +487,7 @@ impl Store {
     pub fn rebuild_indexes(
         &self,
         nonces: &std::collections::BTreeMap<Address, u64>,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<(), ChainError> {
         let read = self.db.begin_read()?;
         let tip = read_tip(&read)?.ok_or_else(|| missing("the genesis block"))?;
         let txn = self.begin_write()?;
@@ -498,7 +505,7 @@ impl Store {
             for height in 0..=tip {
                 let block = read_stored_block(&read, height)?;
                 if parent.is_some_and(|p| p != block.parent_digest) {
-                    return Err(LedgerError::ECorruptStore(format!(
+                    return Err(ChainError::corrupt(format!(
                         "block {height} does not name block {} as its parent",
                         height - 1
                     )));
@@ -525,9 +532,7 @@ impl Store {
         let rebuilt: std::collections::BTreeMap<Address, u64> =
             all.nonces.iter().map(|(address, next)| (Address(*address), *next)).collect();
         if &rebuilt != nonces {
-            return Err(LedgerError::ECorruptStore(
-                "the blocks' transactions do not add up to the state's nonces".into(),
-            ));
+            return Err(ChainError::corrupt("the blocks' transactions do not add up to the state's nonces"));
         }
         write_index(&txn, &all)?;
         let objects = txn.open_table(EVENTS_BY_OBJECT)?.len()?;
@@ -545,7 +550,7 @@ impl Store {
 
     /// Writes the state digest recorded at `height` again (its copy in the snapshot there is
     /// whole).
-    pub fn rewrite_state_digest(&self, height: u64, digest: &Digest) -> Result<(), LedgerError> {
+    pub fn rewrite_state_digest(&self, height: u64, digest: &Digest) -> Result<(), ChainError> {
         let txn = self.begin_write()?;
         let sealed = seal(STATE_DIGESTS.name(), &height.to_be_bytes(), digest.0.to_vec());
         txn.open_table(STATE_DIGESTS)?.insert(height, &sealed[..])?;
@@ -555,7 +560,7 @@ impl Store {
 
     /// Deletes the snapshots at `heights` (damaged ones, after a recovery that passed them over);
     /// writes nothing when there are none.
-    pub fn delete_snapshots(&self, heights: &[u64]) -> Result<(), LedgerError> {
+    pub fn delete_snapshots(&self, heights: &[u64]) -> Result<(), ChainError> {
         if heights.is_empty() {
             return Ok(());
         }
@@ -572,7 +577,7 @@ impl Store {
 
     /// Records in `meta` that the indexes must be rebuilt at the next open, and `why`. Once
     /// recorded, does nothing until a rebuild.
-    pub fn mark_for_rebuild(&self, why: &str) -> Result<(), LedgerError> {
+    pub fn mark_for_rebuild(&self, why: &str) -> Result<(), ChainError> {
         if self.rebuild_marked.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -589,21 +594,20 @@ impl Store {
 
     /// Marks the indexes for a rebuild at the next open, and says so. A read calls it when an
     /// index entry leads to a record that is not the one asked for.
-    fn index_damaged(&self, why: &str) -> LedgerError {
-        let next = if self.mark_for_rebuild(why).is_ok() {
+    fn index_damaged(&self, damage: &Damage) -> ChainError {
+        let why = damage.to_string();
+        let next = if self.mark_for_rebuild(&why).is_ok() {
             "the next start rebuilds the indexes from the blocks"
         } else {
             "it could not be marked for a rebuild; restart to check the indexes"
         };
-        LedgerError::ECorruptStore(format!("the index {why}; {next}"))
+        ChainError::corrupt(format!("{why}; {next}"))
     }
 
     /// Passes `result` on, first marking the indexes for a rebuild if a read found one wrong.
-    fn noting_index_damage<T>(&self, result: Result<T, LedgerError>) -> Result<T, LedgerError> {
+    fn noting_index_damage<T>(&self, result: Result<T, ChainError>) -> Result<T, ChainError> {
         match result {
-            Err(LedgerError::ECorruptStore(why)) if why.starts_with(INDEX_WRONG) => {
-                Err(self.index_damaged(&why[INDEX_WRONG.len()..]))
-            }
+            Err(ChainError::Corrupt(damage @ Damage::IndexEntry { .. })) => Err(self.index_damaged(&damage)),
             other => other,
         }
     }
@@ -619,7 +623,7 @@ impl Store {
     ///
     /// After a failure the held entries may include the failed block's (invisible to readers,
     /// whose snapshots end before it): the caller recovers, which gathers them again.
-    pub fn commit(&self, c: &Commit<'_>) -> Result<(), LedgerError> {
+    pub fn commit(&self, c: &Commit<'_>) -> Result<(), ChainError> {
         let entries = block_entries(c.transactions.iter().map(|(_, outcome)| *outcome), c.nonces);
         let flush = c.genesis.is_some()
             || c.snapshot.is_some()
@@ -658,7 +662,7 @@ impl Store {
     /// with what `pick` takes from the entries held. Both are taken under the entries' read lock:
     /// a block's entries are added before its commit, and a batch is written and dropped under
     /// the write lock, so the snapshot and the entries always agree.
-    fn view<T>(&self, pick: impl FnOnce(&Unindexed) -> T) -> Result<(View, T), LedgerError> {
+    fn view<T>(&self, pick: impl FnOnce(&Unindexed) -> T) -> Result<(View, T), ChainError> {
         let unindexed = self.unindexed();
         let picked = pick(&unindexed);
         let txn = self.db.begin_read()?;
@@ -669,7 +673,7 @@ impl Store {
     }
 
     /// The genesis, if the store has one.
-    pub fn genesis(&self) -> Result<Option<GenesisConfig>, LedgerError> {
+    pub fn genesis(&self) -> Result<Option<GenesisConfig>, ChainError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
         let bytes = meta.get(META_GENESIS)?.map(|v| v.value().to_vec());
@@ -677,19 +681,19 @@ impl Store {
     }
 
     /// The height of the last committed block.
-    pub fn tip_height(&self) -> Result<u64, LedgerError> {
+    pub fn tip_height(&self) -> Result<u64, ChainError> {
         let txn = self.db.begin_read()?;
-        read_tip(&txn)?.ok_or_else(|| LedgerError::ECorruptStore("no blocks".into()))
+        read_tip(&txn)?.ok_or_else(|| ChainError::corrupt("no blocks"))
     }
 
     /// A block's header.
-    pub fn header(&self, height: u64) -> Result<Option<BlockHeader>, LedgerError> {
+    pub fn header(&self, height: u64) -> Result<Option<BlockHeader>, ChainError> {
         let txn = self.db.begin_read()?;
         read_header(&txn, height)
     }
 
     /// A block with its transactions: one range of `transactions`.
-    pub fn block(&self, height: u64) -> Result<Option<Block>, LedgerError> {
+    pub fn block(&self, height: u64) -> Result<Option<Block>, ChainError> {
         let txn = self.db.begin_read()?;
         let Some(header) = read_header(&txn, height)? else { return Ok(None) };
         let table = txn.open_table(TRANSACTIONS)?;
@@ -707,7 +711,7 @@ impl Store {
     }
 
     /// The height of the block with this digest.
-    pub fn height_of(&self, digest: &Digest) -> Result<Option<u64>, LedgerError> {
+    pub fn height_of(&self, digest: &Digest) -> Result<Option<u64>, ChainError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(BLOCK_HEIGHTS)?;
         let Some(height) = table.get(&digest.0)?.map(|v| v.value()) else { return Ok(None) };
@@ -719,19 +723,19 @@ impl Store {
     }
 
     /// The combined state digest recorded after the block at `height`.
-    pub fn state_digest_at(&self, height: u64) -> Result<Option<Digest>, LedgerError> {
+    pub fn state_digest_at(&self, height: u64) -> Result<Option<Digest>, ChainError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(STATE_DIGESTS)?;
         let Some(bytes) = table.get(height)? else { return Ok(None) };
         let what = || format!("the state digest recorded at height {height}");
         let payload = unseal(STATE_DIGESTS.name(), &height.to_be_bytes(), bytes.value(), &what)?;
         let digest = <[u8; 32]>::try_from(payload)
-            .map_err(|_| LedgerError::ECorruptStore(format!("{} is not 32 bytes", what())))?;
+            .map_err(|_| ChainError::corrupt(format!("{} is not 32 bytes", what())))?;
         Ok(Some(Digest(digest)))
     }
 
     /// A transaction's record and its events.
-    pub fn transaction(&self, digest: &Digest) -> Result<Option<(TxRecord, Vec<EventRecord>)>, LedgerError> {
+    pub fn transaction(&self, digest: &Digest) -> Result<Option<(TxRecord, Vec<EventRecord>)>, ChainError> {
         let (view, held) = self.view(|u| u.txs.get(&digest.0).copied())?;
         let Some(record) = self.noting_index_damage(read_tx(&view, digest, held))? else { return Ok(None) };
         let events = view.txn.open_table(EVENTS)?;
@@ -739,7 +743,7 @@ impl Store {
         let positions = scan(&events, &[], span, None, false, usize::MAX)?;
         let records = fetch_events(&events, &positions)?;
         if records.len() as u64 != record.event_count {
-            return Err(LedgerError::ECorruptStore(format!(
+            return Err(ChainError::corrupt(format!(
                 "transaction {} of block {} counts {} events, {} are stored",
                 record.index,
                 record.height,
@@ -751,7 +755,7 @@ impl Store {
     }
 
     /// The snapshot at exactly `height`.
-    pub fn snapshot_at(&self, height: u64) -> Result<Option<Snapshot>, LedgerError> {
+    pub fn snapshot_at(&self, height: u64) -> Result<Option<Snapshot>, ChainError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(SNAPSHOTS)?;
         let Some(bytes) = table.get(height)? else { return Ok(None) };
@@ -759,7 +763,7 @@ impl Store {
     }
 
     /// The heights that hold a snapshot, ascending.
-    pub fn snapshot_heights(&self) -> Result<Vec<u64>, LedgerError> {
+    pub fn snapshot_heights(&self) -> Result<Vec<u64>, ChainError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(SNAPSHOTS)?;
         table.iter()?.map(|item| Ok(item?.0.value())).collect()
@@ -767,7 +771,7 @@ impl Store {
 
     /// The next nonce the store records for `address`: the `nonces` table, or the entry of a
     /// block whose indexes are not yet written.
-    pub fn stored_nonce(&self, address: &Address) -> Result<u64, LedgerError> {
+    pub fn stored_nonce(&self, address: &Address) -> Result<u64, ChainError> {
         if let Some(next) = self.unindexed().nonces.get(&address.0) {
             return Ok(*next);
         }
@@ -783,7 +787,7 @@ impl Store {
         cursor: Option<EventId>,
         limit: usize,
         descending: bool,
-    ) -> Result<Page<EventRecord, EventId>, LedgerError> {
+    ) -> Result<Page<EventRecord, EventId>, ChainError> {
         self.noting_index_damage(self.query(filter, cursor, limit, descending))
     }
 
@@ -793,7 +797,7 @@ impl Store {
         cursor: Option<EventId>,
         limit: usize,
         descending: bool,
-    ) -> Result<Page<EventRecord, EventId>, LedgerError> {
+    ) -> Result<Page<EventRecord, EventId>, ChainError> {
         let (view, held) = self.view(|u| Held::for_query(u, filter, cursor.as_ref()))?;
         let after = match cursor {
             Some(c) => Some(cursor_position(&view, &c, held.cursor)?),
@@ -850,9 +854,9 @@ pub(crate) const DAMAGED_STORE_HINT: &str = "restore the data directory from a b
 
 /// An open's failure, naming the file: a file that is not a redb database, or whose pages fail
 /// their checksums, is `ECorruptStore`.
-fn open_error(path: &Path, error: redb::DatabaseError) -> LedgerError {
+fn open_error(path: &Path, error: redb::DatabaseError) -> ChainError {
     let file = path.display();
-    let damaged = |why: String| LedgerError::ECorruptStore(format!("{file} {why}; {DAMAGED_STORE_HINT}"));
+    let damaged = |why: String| ChainError::corrupt(format!("{file} {why}; {DAMAGED_STORE_HINT}"));
     match error {
         redb::DatabaseError::Storage(redb::StorageError::Io(e))
             if e.kind() == std::io::ErrorKind::InvalidData =>
@@ -865,20 +869,17 @@ fn open_error(path: &Path, error: redb::DatabaseError) -> LedgerError {
         redb::DatabaseError::UpgradeRequired(v) => {
             damaged(format!("was written by an older redb (file format {v})"))
         }
-        other => LedgerError::EStorage(format!("{file}: {other}")),
+        other => ChainError::storage(format!("opening {file}"), other),
     }
 }
 
-/// How an error from a read that followed a wrong index entry starts; see
-/// [`Store::noting_index_damage`].
-const INDEX_WRONG: &str = "index entry wrong: ";
-
-fn index_wrong(index: &str, found: &str) -> LedgerError {
-    LedgerError::ECorruptStore(format!("{INDEX_WRONG}`{index}`: {found}"))
+/// The error of a read that followed a wrong index entry; see [`Store::noting_index_damage`].
+fn index_wrong(index: &str, found: &str) -> ChainError {
+    ChainError::Corrupt(Damage::IndexEntry { index: index.to_string(), found: found.to_string() })
 }
 
 /// Each event an index gave must be one the filter asks for.
-fn check_matches(filter: &EventFilter, events: &[EventRecord]) -> Result<(), LedgerError> {
+fn check_matches(filter: &EventFilter, events: &[EventRecord]) -> Result<(), ChainError> {
     let index = match filter {
         EventFilter::All | EventFilter::Transaction(_) => return Ok(()),
         EventFilter::EventType(_) => EVENTS_BY_TYPE.name(),
@@ -905,17 +906,17 @@ fn names(event: &EventRecord, kind: ObjectKind, id: u64) -> bool {
     object_refs(&event.event).contains(&(kind, id))
 }
 
-fn missing(what: &str) -> LedgerError {
-    LedgerError::ECorruptStore(format!("{what} is missing"))
+fn missing(what: &str) -> ChainError {
+    ChainError::corrupt(format!("{what} is missing"))
 }
 
-fn read_tip(txn: &ReadTransaction) -> Result<Option<u64>, LedgerError> {
+fn read_tip(txn: &ReadTransaction) -> Result<Option<u64>, ChainError> {
     let blocks = txn.open_table(BLOCKS)?;
     Ok(blocks.last()?.map(|(k, _)| k.value()))
 }
 
 /// The height up to which the batched indexes are in their tables (0 before the genesis).
-fn read_indexed_height(txn: &ReadTransaction) -> Result<u64, LedgerError> {
+fn read_indexed_height(txn: &ReadTransaction) -> Result<u64, ChainError> {
     let meta = txn.open_table(META)?;
     read_meta_u64(&meta, META_INDEXED).map(|height| height.unwrap_or(0))
 }
@@ -936,9 +937,9 @@ struct StoredBlock {
     signers: Vec<[u8; 32]>,
 }
 
-fn read_stored_block(txn: &ReadTransaction, height: u64) -> Result<StoredBlock, LedgerError> {
+fn read_stored_block(txn: &ReadTransaction, height: u64) -> Result<StoredBlock, ChainError> {
     let header = read_header(txn, height)?.ok_or_else(|| missing(&format!("block {height}")))?;
-    let incomplete = |what: &str| LedgerError::ECorruptStore(format!("block {height} is incomplete: {what}"));
+    let incomplete = |what: &str| ChainError::corrupt(format!("block {height} is incomplete: {what}"));
     let mut block = StoredBlock {
         digest: header.digest(),
         parent_digest: header.parent_digest,
@@ -1007,7 +1008,7 @@ fn stored_entries(
     txn: &ReadTransaction,
     height: u64,
     held: &std::collections::BTreeMap<[u8; 32], u64>,
-) -> Result<BlockEntries, LedgerError> {
+) -> Result<BlockEntries, ChainError> {
     let block = read_stored_block(txn, height)?;
     let nonces = txn.open_table(NONCES)?;
     let mut next = std::collections::BTreeMap::new();
@@ -1026,7 +1027,7 @@ fn stored_entries(
     })
 }
 
-fn write_header(txn: &WriteTransaction, c: &Commit<'_>) -> Result<(), LedgerError> {
+fn write_header(txn: &WriteTransaction, c: &Commit<'_>) -> Result<(), ChainError> {
     let height = c.header.height;
     let key = height.to_be_bytes();
     txn.open_table(BLOCKS)?.insert(height, &seal(BLOCKS.name(), &key, encode(c.header))[..])?;
@@ -1042,7 +1043,7 @@ fn write_header(txn: &WriteTransaction, c: &Commit<'_>) -> Result<(), LedgerErro
 fn write_transactions(
     txn: &WriteTransaction,
     transactions: &[(Option<&SignedTransaction>, &TxOutcome)],
-) -> Result<(), LedgerError> {
+) -> Result<(), ChainError> {
     let mut records = txn.open_table(TRANSACTIONS)?;
     let mut events = txn.open_table(EVENTS)?;
     let mut by_type = txn.open_table(EVENTS_BY_TYPE)?;
@@ -1068,7 +1069,7 @@ fn write_prefixed<P: AsRef<[u8]>>(
     txn: &WriteTransaction,
     table: TableDefinition<&[u8], ()>,
     entries: &BTreeMap<P, Vec<PosKey>>,
-) -> Result<(), LedgerError> {
+) -> Result<(), ChainError> {
     let mut table = txn.open_table(table)?;
     let mut key = Vec::new();
     for (prefix, positions) in entries {
@@ -1083,7 +1084,7 @@ fn write_prefixed<P: AsRef<[u8]>>(
 }
 
 /// Writes every held entry of the batched indexes, in key order.
-fn write_index(txn: &WriteTransaction, all: &Unindexed) -> Result<(), LedgerError> {
+fn write_index(txn: &WriteTransaction, all: &Unindexed) -> Result<(), ChainError> {
     let mut positions = txn.open_table(TX_POSITIONS)?;
     for (digest, pos) in &all.txs {
         positions.insert(digest, pos)?;
@@ -1101,7 +1102,7 @@ fn write_index(txn: &WriteTransaction, all: &Unindexed) -> Result<(), LedgerErro
 /// An older snapshot is kept only if its checksum holds: a damaged one is deleted, and never
 /// kept in place of an older whole one. Checking costs a hash over the snapshots kept, the
 /// order of what writing the new one costs.
-fn write_snapshot(txn: &WriteTransaction, snapshot: &Snapshot) -> Result<(), LedgerError> {
+fn write_snapshot(txn: &WriteTransaction, snapshot: &Snapshot) -> Result<(), ChainError> {
     let mut table = txn.open_table(SNAPSHOTS)?;
     let sealed = seal(SNAPSHOTS.name(), &snapshot.height.to_be_bytes(), encode(snapshot));
     table.insert(snapshot.height, &sealed[..])?;
@@ -1125,28 +1126,28 @@ fn write_snapshot(txn: &WriteTransaction, snapshot: &Snapshot) -> Result<(), Led
     Ok(())
 }
 
-fn read_header(txn: &ReadTransaction, height: u64) -> Result<Option<BlockHeader>, LedgerError> {
+fn read_header(txn: &ReadTransaction, height: u64) -> Result<Option<BlockHeader>, ChainError> {
     let table = txn.open_table(BLOCKS)?;
     let Some(bytes) = table.get(height)? else { return Ok(None) };
     let what = || format!("the header of block {height}");
     open(BLOCKS.name(), &height.to_be_bytes(), bytes.value(), &what).map(Some)
 }
 
-fn open_record(pos: &TxPos, bytes: &[u8]) -> Result<TxRecord, LedgerError> {
+fn open_record(pos: &TxPos, bytes: &[u8]) -> Result<TxRecord, ChainError> {
     let what = || format!("the record of transaction {} of block {}", height_of(&pos[8..]), height_of(pos));
     open(TRANSACTIONS.name(), pos, bytes, &what)
 }
 
-fn open_event(pos: &[u8], bytes: &[u8]) -> Result<EventRecord, LedgerError> {
+fn open_event(pos: &[u8], bytes: &[u8]) -> Result<EventRecord, ChainError> {
     let what = || format!("an event of block {}", height_of(pos));
     let event: EventRecord = open(EVENTS.name(), pos, bytes, &what)?;
     if pos_key(event.position())[..] != *pos {
-        return Err(LedgerError::ECorruptStore(format!("{} is stored at another event's position", what())));
+        return Err(ChainError::corrupt(format!("{} is stored at another event's position", what())));
     }
     Ok(event)
 }
 
-fn open_snapshot(height: u64, bytes: &[u8]) -> Result<Snapshot, LedgerError> {
+fn open_snapshot(height: u64, bytes: &[u8]) -> Result<Snapshot, ChainError> {
     let what = || format!("the snapshot at height {height}");
     open(SNAPSHOTS.name(), &height.to_be_bytes(), bytes, &what)
 }
@@ -1154,12 +1155,12 @@ fn open_snapshot(height: u64, bytes: &[u8]) -> Result<Snapshot, LedgerError> {
 fn read_meta_u64(
     meta: &ReadOnlyTable<&'static str, &'static [u8]>,
     key: &str,
-) -> Result<Option<u64>, LedgerError> {
+) -> Result<Option<u64>, ChainError> {
     let Some(bytes) = meta.get(key)? else { return Ok(None) };
     let what = || format!("`{key}` in meta");
     let payload = unseal(META.name(), key.as_bytes(), bytes.value(), &what)?;
     let payload = <[u8; 8]>::try_from(payload)
-        .map_err(|_| LedgerError::ECorruptStore(format!("{} is not 8 bytes", what())))?;
+        .map_err(|_| ChainError::corrupt(format!("{} is not 8 bytes", what())))?;
     Ok(Some(u64::from_le_bytes(payload)))
 }
 
@@ -1167,14 +1168,14 @@ fn write_meta_u64(
     meta: &mut redb::Table<'_, &'static str, &'static [u8]>,
     key: &str,
     value: u64,
-) -> Result<(), LedgerError> {
+) -> Result<(), ChainError> {
     meta.insert(key, &seal(META.name(), key.as_bytes(), value.to_le_bytes().to_vec())[..])?;
     Ok(())
 }
 
 /// A transaction's position: from memory (`held`, when its block is in the view's unindexed
 /// heights) or from `tx_positions`.
-fn tx_position(view: &View, digest: &Digest, held: Option<TxPos>) -> Result<Option<TxPos>, LedgerError> {
+fn tx_position(view: &View, digest: &Digest, held: Option<TxPos>) -> Result<Option<TxPos>, ChainError> {
     if let Some(pos) = held.filter(|pos| view.unindexed.contains(&height_of(pos))) {
         return Ok(Some(pos));
     }
@@ -1182,7 +1183,7 @@ fn tx_position(view: &View, digest: &Digest, held: Option<TxPos>) -> Result<Opti
     Ok(table.get(&digest.0)?.map(|v| *v.value()))
 }
 
-fn read_tx(view: &View, digest: &Digest, held: Option<TxPos>) -> Result<Option<TxRecord>, LedgerError> {
+fn read_tx(view: &View, digest: &Digest, held: Option<TxPos>) -> Result<Option<TxRecord>, ChainError> {
     let Some(pos) = tx_position(view, digest, held)? else { return Ok(None) };
     let table = view.txn.open_table(TRANSACTIONS)?;
     let Some(bytes) = table.get(&pos)? else {
@@ -1202,7 +1203,7 @@ fn read_tx(view: &View, digest: &Digest, held: Option<TxPos>) -> Result<Option<T
 }
 
 /// The global position of the event a cursor names.
-fn cursor_position(view: &View, cursor: &EventId, held: Option<TxPos>) -> Result<PosKey, LedgerError> {
+fn cursor_position(view: &View, cursor: &EventId, held: Option<TxPos>) -> Result<PosKey, ChainError> {
     let record = read_tx(view, &cursor.tx_digest, held)?.ok_or(LedgerError::EInvalidCursor)?;
     Ok(pos_key((record.height, record.index, cursor.event_seq)))
 }
@@ -1215,7 +1216,7 @@ fn filter_positions(
     after: Option<&PosKey>,
     descending: bool,
     take: usize,
-) -> Result<Option<Vec<PosKey>>, LedgerError> {
+) -> Result<Option<Vec<PosKey>>, ChainError> {
     let txn = &view.txn;
     let positions = match filter {
         EventFilter::All => scan(&txn.open_table(EVENTS)?, &[], EVERY_POSITION, after, descending, take)?,
@@ -1251,7 +1252,7 @@ fn object_scan(
     after: Option<&PosKey>,
     descending: bool,
     take: usize,
-) -> Result<Vec<PosKey>, LedgerError> {
+) -> Result<Vec<PosKey>, ChainError> {
     let table = view.txn.open_table(EVENTS_BY_OBJECT)?;
     merged(view, held, &table, &object_key(kind, id), after, descending, take)
 }
@@ -1266,7 +1267,7 @@ fn merged(
     after: Option<&PosKey>,
     descending: bool,
     take: usize,
-) -> Result<Vec<PosKey>, LedgerError> {
+) -> Result<Vec<PosKey>, ChainError> {
     let held: Vec<PosKey> = held
         .positions
         .iter()
@@ -1307,7 +1308,7 @@ fn scan<V: redb::Value + 'static>(
     after: Option<&PosKey>,
     descending: bool,
     take: usize,
-) -> Result<Vec<PosKey>, LedgerError> {
+) -> Result<Vec<PosKey>, ChainError> {
     let (low, high) = ([prefix, &span.0].concat(), [prefix, &span.1].concat());
     let (low, high) = (low.as_slice(), high.as_slice());
     let cursor = after.map(|pos| [prefix, pos].concat());
@@ -1328,7 +1329,7 @@ fn scan<V: redb::Value + 'static>(
         let (key, _) = item?;
         let key = key.value();
         let pos = key.get(key.len().saturating_sub(24)..).and_then(|p| PosKey::try_from(p).ok());
-        out.push(pos.ok_or_else(|| LedgerError::ECorruptStore("a short event index key".into()))?);
+        out.push(pos.ok_or_else(|| ChainError::corrupt("a short event index key"))?);
     }
     Ok(out)
 }
@@ -1336,7 +1337,7 @@ fn scan<V: redb::Value + 'static>(
 fn fetch_events(
     events: &ReadOnlyTable<&'static [u8], &'static [u8]>,
     positions: &[PosKey],
-) -> Result<Vec<EventRecord>, LedgerError> {
+) -> Result<Vec<EventRecord>, ChainError> {
     positions
         .iter()
         .map(|pos| {

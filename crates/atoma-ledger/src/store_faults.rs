@@ -50,12 +50,12 @@ struct Seen {
     history: Vec<String>,
 }
 
-fn seen(ledger: &Ledger, people: &[Address]) -> Result<Seen, LedgerError> {
+fn seen(ledger: &Ledger, people: &[Address]) -> Result<Seen, ChainError> {
     let tip = ledger.tip().height;
     let mut history = Vec::new();
     let mut digests = Vec::new();
     for height in 0..=tip {
-        let block = ledger.block(height)?.ok_or_else(|| LedgerError::ECorruptStore("no block".into()))?;
+        let block = ledger.block(height)?.ok_or_else(|| ChainError::corrupt("no block"))?;
         digests.extend(block.header.tx_digests.iter().copied());
         history.push(format!("{:?} {:?}", ledger.block_height(&block.digest())?, block));
     }
@@ -552,7 +552,7 @@ fn a_file_that_is_not_a_store_is_refused_naming_it_and_a_leftover_creation_is_re
 }
 
 /// Applies `count` more blocks of one transfer each to a chain [`write_chain`] wrote.
-fn extend_chain(ledger: &Ledger, count: u64) -> Result<(), LedgerError> {
+fn extend_chain(ledger: &Ledger, count: u64) -> Result<(), ChainError> {
     let mut sequencer = Sequencer::new(Keypair::test_account(100), 60_000, 100, 100);
     let chain = ledger.params().chain_id;
     let sender = Keypair::test_account(0);
@@ -641,7 +641,7 @@ fn a_failed_commit_whose_recovery_finds_the_indexes_damaged_stops_the_chain_unti
     assert_eq!(error.name(), "EStorage", "{error}");
     assert!(error.to_string().contains("the chain stopped: restart it to rebuild them"), "{error}");
     assert_eq!((ledger.tip().height, ledger.state_digest()), (original.tip, original.digest));
-    assert_eq!(extend_chain(&ledger, 1).unwrap_err(), LedgerError::EChainStopped);
+    assert_eq!(extend_chain(&ledger, 1).unwrap_err().refusal(), LedgerError::EChainStopped);
     let marked =
         ledger.store_mut().db.begin_read().unwrap().open_table(META).unwrap().get(META_REBUILD).unwrap();
     assert!(marked.is_some(), "the indexes are marked for a rebuild");

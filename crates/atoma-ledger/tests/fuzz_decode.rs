@@ -7,8 +7,9 @@ mod common;
 
 use atoma_contract::hash::blake2b256;
 use atoma_contract::{Address, Call, EchelonId, NodeSmallId, ObjectId, StackSmallId, TaskSmallId};
-use atoma_ledger::tx::MAX_TRANSACTION_SIZE;
-use atoma_ledger::{Keypair, LedgerError, SignedTransaction};
+use atoma_ledger::LedgerError;
+use atoma_types::tx::MAX_TRANSACTION_SIZE;
+use atoma_types::{Keypair, SignedTransaction};
 use common::{chain_id, config, keys, start, stop};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

@@ -7,8 +7,9 @@ use atoma_contract::event::EventValue;
 use atoma_contract::{
     AdminOp, Call, ContractError, EchelonId, EchelonParams, NodeSmallId, StackSmallId, TOMA, TaskSmallId,
 };
-use atoma_ledger::events::small_id_kind;
-use atoma_ledger::{ChainHandle, Digest, EventFilter, EventRecord, EventSubscription, TxStatus};
+use atoma_ledger::{ChainHandle, EventSubscription};
+use atoma_types::events::small_id_kind;
+use atoma_types::{Digest, EventFilter, EventRecord, TxStatus};
 use common::{Keys, config, keys, manager_badge, ok, send, start, stop};
 
 const MODEL: &str = "llama-3";
@@ -157,7 +158,7 @@ fn check_pagination(handle: &ChainHandle) {
     let all = all_events(handle);
     let positions: Vec<_> = all.iter().map(EventRecord::position).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "the log is in execution order");
-    let unknown = atoma_ledger::EventId { tx_digest: Digest([9; 32]), event_seq: 0 };
+    let unknown = atoma_types::EventId { tx_digest: Digest([9; 32]), event_seq: 0 };
     assert_eq!(
         handle.query_events(&EventFilter::All, Some(unknown), None, false).map_err(|e| e.name()),
         Err("EInvalidCursor")

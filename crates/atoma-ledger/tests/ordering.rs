@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use atoma_contract::{Address, Call};
 use atoma_ledger::genesis::{LocalKeys, LocalNetworkOptions};
-use atoma_ledger::{ApplyOutcome, Block, Ledger, LedgerOptions, Sequencer, SignedTransaction};
+use atoma_ledger::{ApplyOutcome, Ledger, LedgerOptions, Sequencer};
+use atoma_types::{Block, SignedTransaction};
 use common::{chain_id, config, keys, start, stop};
 
 fn transfer() -> Call {
@@ -142,8 +143,8 @@ fn two_ledgers_fed_the_same_blocks_agree() {
     }
     assert_eq!(replica.state_digest(), ledger.state_digest());
     assert_eq!(ledger.tip().epoch, 1);
-    let page = replica.query_events(&atoma_ledger::EventFilter::All, None, None, false).unwrap();
-    assert_eq!(page, ledger.query_events(&atoma_ledger::EventFilter::All, None, None, false).unwrap());
+    let page = replica.query_events(&atoma_types::EventFilter::All, None, None, false).unwrap();
+    assert_eq!(page, ledger.query_events(&atoma_types::EventFilter::All, None, None, false).unwrap());
 }
 
 #[tokio::test]

@@ -8,10 +8,8 @@ use std::collections::BTreeMap;
 
 use atoma_contract::{Address, Call};
 use atoma_ledger::genesis::{LocalKeys, LocalNetworkOptions};
-use atoma_ledger::{
-    ChainConfig, ChainHandle, Digest, EventFilter, Keypair, Ledger, LedgerOptions, PendingTransaction,
-    Sequencer, SignedTransaction, TxOutcome,
-};
+use atoma_ledger::{ChainConfig, ChainHandle, Ledger, LedgerOptions, PendingTransaction, Sequencer};
+use atoma_types::{Digest, EventFilter, Keypair, SignedTransaction, TxOutcome};
 use common::{chain_id, start, stop};
 
 fn transfer(to: Address) -> Call {

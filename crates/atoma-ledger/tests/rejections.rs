@@ -3,8 +3,9 @@
 mod common;
 
 use atoma_contract::{Address, Call};
-use atoma_ledger::tx::MAX_TRANSACTION_SIZE;
-use atoma_ledger::{ChainHandle, Digest, SignedTransaction, Transaction};
+use atoma_ledger::ChainHandle;
+use atoma_types::tx::MAX_TRANSACTION_SIZE;
+use atoma_types::{Digest, SignedTransaction, Transaction};
 use common::{chain_id, config, keys, start, stop};
 
 /// What must not change when a transaction is refused.
@@ -94,7 +95,7 @@ async fn refused_transactions_change_nothing() {
 }
 
 /// The transaction already applied at nonce 0, byte for byte.
-fn accepted_again(handle: &ChainHandle, user: &atoma_ledger::Keypair) -> SignedTransaction {
+fn accepted_again(handle: &ChainHandle, user: &atoma_types::Keypair) -> SignedTransaction {
     user.sign_call(chain_id(handle), 0, transfer())
 }
 

@@ -4,7 +4,8 @@ mod common;
 
 use atoma_contract::{Address, Call, TOMA};
 use atoma_ledger::chain::CHAIN_DB_FILE;
-use atoma_ledger::{ApplyOutcome, ChainHandle, Digest, EventFilter, EventId, EventRecord, TxOutcome};
+use atoma_ledger::{ApplyOutcome, ChainHandle};
+use atoma_types::{Digest, EventFilter, EventId, EventRecord, TxOutcome};
 use common::{config, keys, ok, start, stop};
 
 /// Everything a restart must keep.

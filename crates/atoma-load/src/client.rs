@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use atoma_contract::{Address, Call, NodeSmallId, StackSmallId, TaskSmallId};
-use atoma_ledger::Keypair;
 use atoma_rpc::TransactionResult;
+use atoma_types::Keypair;
 use tokio::task::JoinSet;
 
 use crate::histogram::Histogram;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use atoma_contract::TOMA;
-use atoma_ledger::Keypair;
+use atoma_types::Keypair;
 
 use crate::conn::Transport;
 

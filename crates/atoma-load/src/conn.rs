@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use atoma_api::ErrorView;
 use atoma_contract::Address;
-use atoma_ledger::{Digest, SignedTransaction};
 use atoma_rpc::server::{DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_RESPONSE_BODY_BYTES};
 use atoma_rpc::{ChainInfoView, NonceView, TransactionResult, codes};
+use atoma_types::{Digest, SignedTransaction};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jsonrpsee::core::client::{ClientT, Error as JsonRpcError};

@@ -63,8 +63,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use atoma_contract::{Call, NodeSmallId, TaskSmallId};
-use atoma_ledger::Keypair;
 use atoma_rpc::TransactionResult;
+use atoma_types::Keypair;
 use tokio::task::JoinSet;
 
 pub use config::{Accounts, LoadConfig, Stop, Workload};

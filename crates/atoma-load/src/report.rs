@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use atoma_contract::Address;
-use atoma_ledger::Digest;
+use atoma_types::Digest;
 use serde_json::{Value, json};
 
 use crate::conn::Transport;

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use atoma_ledger::{Digest, SignedTransaction};
 use atoma_rpc::TransactionResult;
+use atoma_types::{Digest, SignedTransaction};
 
 use crate::config::Stop;
 use crate::conn::{CallError, Conn, Retry};

@@ -6,8 +6,10 @@ mod support;
 
 use std::time::Duration;
 
-use atoma_ledger::{ChainConfig, Keypair};
+use atoma_ledger::ChainConfig;
+
 use atoma_load::{Accounts, LoadConfig, LoadError, Phase, Progress, Report, Stop, Transport, Workload};
+use atoma_types::Keypair;
 use support::*;
 
 fn config(url: &str, transport: Transport, clients: usize, txs: u64) -> LoadConfig {

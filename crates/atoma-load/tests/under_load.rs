@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 
 use atoma_api::AuditView;
 use atoma_contract::{Address, Call, TOMA};
-use atoma_ledger::{ChainConfig, ChainHandle, Keypair, SignedTransaction};
+use atoma_ledger::{ChainConfig, ChainHandle};
 use atoma_load::{Accounts, LoadConfig, Phase, Report, Stop, Transport, Workload};
 use atoma_rpc::{Client, ClientError};
+use atoma_types::{Keypair, SignedTransaction};
 use jsonrpsee::core::client::ClientT;
 use support::*;
 use tokio::sync::watch;
@@ -190,7 +191,7 @@ async fn bad_signatures(url: String, chain_id: [u8; 32], stop: Arc<AtomicBool>) 
             let mut signed = sender.sign_call(chain_id, i, call.clone());
             if i % 4 == 0 {
                 // Signed by someone else for the sender.
-                signed = atoma_ledger::Transaction { chain_id, sender: sender.address(), nonce: i, call }
+                signed = atoma_types::Transaction { chain_id, sender: sender.address(), nonce: i, call }
                     .sign(thief.signing_key());
             } else {
                 signed.signature[1 + (i as usize % 64)] ^= 1 << (i % 8);

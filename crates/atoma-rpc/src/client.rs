@@ -5,7 +5,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), atoma_rpc::ClientError> {
 //! use atoma_contract::Call;
-//! use atoma_ledger::Keypair;
+//! use atoma_types::Keypair;
 //! use atoma_rpc::Client;
 //!
 //! let client = Client::new("http://127.0.0.1:9000")?;
@@ -27,7 +27,7 @@ use atoma_api::{
     TaskView, TicketView,
 };
 use atoma_contract::{Address, Call, NodeSmallId, StackSmallId, TaskSmallId};
-use atoma_ledger::{Digest, EventFilter, Keypair, SignedTransaction};
+use atoma_types::{Digest, EventFilter, Keypair, SignedTransaction};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jsonrpsee::core::client::{ClientT, Error as JsonRpcError, Subscription, SubscriptionClientT};

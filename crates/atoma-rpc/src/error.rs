@@ -28,7 +28,7 @@
 
 use atoma_api::ErrorView;
 use atoma_contract::ContractError;
-use atoma_ledger::LedgerError;
+use atoma_ledger::{ChainError, LedgerError};
 use jsonrpsee::types::ErrorObjectOwned;
 
 /// The JSON-RPC error codes this server answers with (see the module docs).
@@ -179,17 +179,35 @@ impl From<LedgerError> for RpcError {
             LedgerError::EInvalidCursor => codes::INVALID_PARAMS,
             LedgerError::EChainStopped
             | LedgerError::EInvalidBlock(_)
-            | LedgerError::EStorage(_)
-            | LedgerError::ECorruptStore(_)
-            | LedgerError::EIo(_)
-            | LedgerError::EInvalidConfig(_)
-            | LedgerError::EDataDirInUse(_) => codes::CHAIN_UNAVAILABLE,
+            | LedgerError::EStorage
+            | LedgerError::ECorruptStore
+            | LedgerError::EIo
+            | LedgerError::EInvalidConfig
+            | LedgerError::EDataDirInUse => codes::CHAIN_UNAVAILABLE,
         };
         // The Display form starts with the name; the message is what follows it.
         let text = e.to_string();
         let message = text.strip_prefix(e.name()).map_or(text.as_str(), |m| m.trim_start_matches(": "));
         Self::named(code, ErrorView { name: e.name().into(), code: e.code(), message: message.into() })
     }
+}
+
+impl From<ChainError> for RpcError {
+    /// A refusal goes to the client as it is. An internal failure is logged here with its
+    /// cause, its file and its remedy — for the node's operator — and the client gets only its
+    /// name (`EStorage`, `ECorruptStore`, …).
+    fn from(e: ChainError) -> Self {
+        told(e).into()
+    }
+}
+
+/// What a client is told of `e`: the refusal, or the bare name of an internal failure, which is
+/// logged here with its whole cause chain for the operator.
+pub(crate) fn told(e: ChainError) -> LedgerError {
+    if e.is_internal() {
+        tracing::error!("a request failed inside the node: {}", e.chain());
+    }
+    e.refusal()
 }
 
 impl From<RpcError> for ErrorObjectOwned {
@@ -212,6 +230,19 @@ mod tests {
         assert_eq!(e.message, format!("ENonceUsed: {}", data.message));
         assert_eq!(RpcError::from(LedgerError::EMempoolFull).code, codes::SERVER_BUSY);
         assert_eq!(RpcError::from(LedgerError::EInvalidCursor).code, codes::INVALID_PARAMS);
+    }
+
+    #[test]
+    fn internal_failures_reach_the_client_by_name_only() {
+        let io = std::io::Error::other("no space left on /var/lib/atoma");
+        let e = RpcError::from(ChainError::storage("committing to /var/lib/atoma/chain.redb", io));
+        assert_eq!(e.code, codes::CHAIN_UNAVAILABLE);
+        let data = e.data.expect("named");
+        assert_eq!((data.name.as_str(), data.code), ("EStorage", 312_013_011));
+        assert!(!e.message.contains("/var/lib") && !data.message.contains("/var/lib"), "{}", e.message);
+        let damaged =
+            RpcError::from(ChainError::corrupt("chain.redb: block 3 is missing; run `atoma start --fresh`"));
+        assert!(!damaged.message.contains("--fresh"), "{}", damaged.message);
     }
 
     #[test]

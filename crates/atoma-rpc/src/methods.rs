@@ -11,12 +11,10 @@ use atoma_api::{
     TaskView, TicketView,
 };
 use atoma_contract::{Address, Call, ContractError, NodeSmallId, StackSmallId, TaskSmallId};
-use atoma_ledger::events::effective_limit;
-use atoma_ledger::tx::MAX_TRANSACTION_SIZE;
-use atoma_ledger::{
-    Block, BlockHeader, ChainInfo, Digest, EventId, EventRecord, LedgerError, SignedTransaction, TxOutcome,
-    TxStatus,
-};
+use atoma_ledger::{ChainInfo, LedgerError};
+use atoma_types::events::effective_limit;
+use atoma_types::tx::MAX_TRANSACTION_SIZE;
+use atoma_types::{Block, BlockHeader, Digest, EventId, EventRecord, SignedTransaction, TxOutcome, TxStatus};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jsonrpsee::RpcModule;

@@ -9,7 +9,7 @@
 
 use atoma_api::EventId as EventIdJson;
 use atoma_contract::{Address, NodeSmallId, StackSmallId, TaskSmallId};
-use atoma_ledger::{Digest, EventFilter, EventId};
+use atoma_types::{Digest, EventFilter, EventId};
 use jsonrpsee::types::Params;
 use serde_json::Value;
 

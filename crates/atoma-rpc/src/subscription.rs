@@ -20,8 +20,9 @@
 use std::sync::Arc;
 
 use atoma_api::{ErrorView, EventEnvelope};
-use atoma_ledger::events::MAX_PAGE_LIMIT;
-use atoma_ledger::{EventFilter, EventId, EventRecord, EventSubscription, LedgerError, SubscriptionError};
+use atoma_ledger::{EventSubscription, LedgerError, SubscriptionError};
+use atoma_types::events::MAX_PAGE_LIMIT;
+use atoma_types::{EventFilter, EventId, EventRecord};
 use jsonrpsee::RpcModule;
 use jsonrpsee::core::{RegisterMethodError, SubscriptionError as CloseError};
 use jsonrpsee::server::{PendingSubscriptionSink, SubscriptionCloseResponse, SubscriptionSink};
@@ -71,7 +72,7 @@ async fn subscribe(
 }
 
 /// The position and id of the newest event in the log, if any.
-fn newest_event(c: &Context) -> Result<Option<Delivered>, LedgerError> {
+fn newest_event(c: &Context) -> Result<Option<Delivered>, atoma_ledger::ChainError> {
     let page = c.chain.query_events(&EventFilter::All, None, Some(1), true)?;
     Ok(page.data.first().map(Delivered::of))
 }
@@ -146,8 +147,10 @@ impl Forwarder {
             record.timestamp_ms,
             &record.event,
         );
-        let message = serde_json::value::to_raw_value(&envelope)
-            .map_err(|e| Stop::Failed(LedgerError::EStorage(format!("cannot encode an event: {e}"))))?;
+        let message = serde_json::value::to_raw_value(&envelope).map_err(|e| {
+            tracing::error!("an event could not be encoded for a subscriber: {e}");
+            Stop::Failed(LedgerError::EChainStopped)
+        })?;
         self.sink.send(message).await.map_err(|_| Stop::Disconnected)?;
         self.last = Some(Delivered::of(record));
         Ok(())
@@ -162,7 +165,7 @@ impl Forwarder {
                 .c
                 .chain
                 .query_events(&self.filter, cursor, Some(MAX_PAGE_LIMIT), false)
-                .map_err(Stop::Failed)?;
+                .map_err(|e| Stop::Failed(crate::error::told(e)))?;
             for record in &page.data {
                 self.deliver(record).await?;
             }

@@ -11,7 +11,8 @@
 
 use atoma_api::{ErrorView, EventEnvelope, EventId, TaskView};
 use atoma_contract::{Address, ContractError, NodeSmallId, ObjectId, StackSmallId, TaskSmallId};
-use atoma_ledger::{Digest, EventFilter, LedgerError, SignedTransaction, Transaction};
+use atoma_ledger::LedgerError;
+use atoma_types::{Digest, EventFilter, SignedTransaction, Transaction};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use atoma_contract::{Call, TOMA};
-use atoma_ledger::{EventFilter, Keypair, SignedTransaction};
 use atoma_rpc::codes;
+use atoma_types::{EventFilter, Keypair, SignedTransaction};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::*;
@@ -110,9 +110,9 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     let unknown = rpc(addr, "atoma_getNode", json!({"node": "99"})).await;
     assert_error(&unknown, codes::NOT_FOUND, "ENodeNotFound", Some("ENodeNotFound"));
     assert_eq!(unknown["error"]["data"]["code"], json!(312_012_104));
-    let no_tx = rpc(addr, "atoma_getTransaction", json!([atoma_ledger::Digest([3; 32]).to_string()])).await;
+    let no_tx = rpc(addr, "atoma_getTransaction", json!([atoma_types::Digest([3; 32]).to_string()])).await;
     assert_error(&no_tx, codes::NOT_FOUND, "ETransactionNotFound", Some("ETransactionNotFound"));
-    let cursor = json!({"txDigest": atoma_ledger::Digest([3; 32]).to_string(), "eventSeq": "0"});
+    let cursor = json!({"txDigest": atoma_types::Digest([3; 32]).to_string(), "eventSeq": "0"});
     let bad_cursor = rpc(addr, "atoma_queryEvents", json!(["All", cursor])).await;
     assert_error(&bad_cursor, codes::INVALID_PARAMS, "EInvalidCursor", Some("EInvalidCursor"));
 
@@ -135,7 +135,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     let answer = rpc(addr, "atoma_executeTransaction", tx_params(&forged)).await;
     assert_error(&answer, codes::TRANSACTION_REJECTED, "EBadSignature", Some("EBadSignature"));
     let other_key = Keypair::test_account(2);
-    let stolen = atoma_ledger::Transaction {
+    let stolen = atoma_types::Transaction {
         chain_id: chain_id.0,
         sender: user.address(),
         nonce: 0,

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use atoma_contract::{Address, Call, NodeSmallId, StackSmallId, TaskSmallId};
-use atoma_ledger::Keypair;
+use atoma_types::Keypair;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::*;
@@ -357,7 +357,7 @@ fn arbitrary_params_to_every_method_get_a_json_rpc_answer() {
     known.push(Address([0; 32]).to_string());
     known.push(chain_id.to_string());
     known.extend(["llama-3".to_string(), "1".to_string(), "All".to_string()]);
-    let events = rt.block_on(net.client.query_events(&atoma_ledger::EventFilter::All, None, Some(5), true));
+    let events = rt.block_on(net.client.query_events(&atoma_types::EventFilter::All, None, Some(5), true));
     known.extend(events.expect("events").data.into_iter().map(|e| e.id.tx_digest));
     let h = Harness { net, keys, chain_id: chain_id.0 };
 

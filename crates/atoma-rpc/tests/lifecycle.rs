@@ -7,8 +7,8 @@ mod common;
 use atoma_api::{BadgeKindView, StackLookup, TicketStatusView};
 use atoma_contract::state::StackClosure;
 use atoma_contract::{Call, ContractError, TOMA, TaskSmallId};
-use atoma_ledger::{Digest, EventFilter, Keypair};
 use atoma_rpc::ExecutionStatus;
+use atoma_types::{Digest, EventFilter, Keypair};
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 mod common;
 
 use atoma_contract::{Call, TOMA};
-use atoma_ledger::EventFilter;
+use atoma_types::EventFilter;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

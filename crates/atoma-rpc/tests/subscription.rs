@@ -4,7 +4,7 @@
 mod common;
 
 use atoma_contract::Call;
-use atoma_ledger::{EventFilter, Keypair};
+use atoma_types::{EventFilter, Keypair};
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use atoma_contract::Call;
-use atoma_ledger::{EventFilter, Keypair};
 use atoma_rpc::{RpcConfig, ServeError, codes, serve};
+use atoma_types::{EventFilter, Keypair};
 use common::*;
 use jsonrpsee::core::client::ClientT;
 use serde_json::{Value, json};

@@ -5,7 +5,8 @@
 //! a run are fixed by its seed.
 
 use atoma_contract::{Address, Config, NodeSmallId, TOMA};
-use atoma_ledger::{GenesisConfig, Keypair};
+use atoma_ledger::GenesisConfig;
+use atoma_types::Keypair;
 use ed25519_dalek::SigningKey;
 
 use crate::rng::SimRng;

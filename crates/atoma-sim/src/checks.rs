@@ -13,11 +13,9 @@ use atoma_contract::enums::SecurityLevel;
 use atoma_contract::event::Event;
 use atoma_contract::sampling::statically_eligible;
 use atoma_contract::state::{Stack, StackTerms};
-use atoma_contract::{
-    Address, AtomaDb, Audit, Call, ContractError, NodeSmallId, StackSmallId, TaskSmallId, TxContext,
-};
-use atoma_ledger::block::transaction_random_seed;
-use atoma_ledger::{Block, BlockEffects, Digest, GenesisConfig, Ledger, Tip, TxOutcome, TxStatus};
+use atoma_contract::{Address, AtomaDb, Audit, Call, ContractError, NodeSmallId, StackSmallId, TaskSmallId};
+use atoma_ledger::{BlockEffects, GenesisConfig, Ledger, Tip};
+use atoma_types::{Block, Digest, TxOutcome, TxStatus};
 
 use crate::actors::Role;
 use crate::plan::Planned;
@@ -216,13 +214,7 @@ impl Auditor {
             "tx {digest}: outcome placed wrong"
         );
         ensure!(self.checks, tx.call == planned.call, "tx {digest} is not the planned call");
-        let ctx = TxContext {
-            sender: tx.sender,
-            epoch: header.epoch,
-            timestamp_ms: header.timestamp_ms,
-            tx_digest: digest.0,
-            random_seed: transaction_random_seed(&header.random_seed, &digest),
-        };
+        let ctx = header.tx_context(tx.sender, &digest);
         let before = self.rng.chance(self.failed_digest_permille).then(|| self.shadow.state_digest());
         let mut amounts = self.before(&tx.call);
         let result = self.shadow.execute(&ctx, &tx.call);

@@ -3,10 +3,11 @@
 //! must answer; a refused fault must change nothing.
 
 use atoma_contract::call::Call;
-use atoma_ledger::block::MAX_BLOCK_TRANSACTIONS;
 use atoma_ledger::state::epoch_due;
-use atoma_ledger::tx::MAX_TRANSACTION_SIZE;
-use atoma_ledger::{Block, Keypair, Ledger, SignedTransaction, Tip, Transaction};
+use atoma_ledger::{Ledger, Tip};
+use atoma_types::block::MAX_BLOCK_TRANSACTIONS;
+use atoma_types::tx::MAX_TRANSACTION_SIZE;
+use atoma_types::{Block, Keypair, SignedTransaction, Transaction};
 
 use crate::rng::SimRng;
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use atoma_contract::call::{AdminOp, Call};
-use atoma_ledger::Digest;
+use atoma_types::Digest;
 
 use crate::SimConfig;
 

@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
-use atoma_ledger::block::MAX_BLOCK_TRANSACTIONS;
 use atoma_ledger::{
-    ApplyOutcome, Block, Digest, GenesisConfig, Ledger, LedgerError, LedgerOptions, Sequencer,
-    SignedTransaction, Tip, VerifiedBlock,
+    ApplyOutcome, ChainError, GenesisConfig, Ledger, LedgerError, LedgerOptions, Sequencer, Tip,
+    VerifiedBlock,
 };
+use atoma_types::block::MAX_BLOCK_TRANSACTIONS;
+use atoma_types::{Block, Digest, SignedTransaction};
 use tempfile::TempDir;
 
 use crate::SimConfig;
@@ -284,7 +285,7 @@ impl Simulation {
                 None => ledger.apply_block(&bad),
             };
             match outcome {
-                Err(LedgerError::EInvalidBlock(_)) => {}
+                Err(ChainError::Refused(LedgerError::EInvalidBlock(_))) => {}
                 other => {
                     return Err(self.failure(format!("a block with {kind} must be refused, got {other:?}")));
                 }
@@ -337,7 +338,7 @@ impl Simulation {
             let last = ledger.block(tip.height).ok().flatten();
             self.auditor.checks += 1;
             if let Some(block) = last.filter(|_| tip.height > 0)
-                && ledger.apply_block(&block) != Ok(ApplyOutcome::AlreadyApplied)
+                && !matches!(ledger.apply_block(&block), Ok(ApplyOutcome::AlreadyApplied))
             {
                 return Err(
                     self.failure("the last block, delivered again after the restart, was not a no-op".into())

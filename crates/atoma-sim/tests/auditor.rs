@@ -3,19 +3,20 @@
 
 use atoma_contract::event::Event;
 use atoma_contract::{Call, ContractError, TOMA};
-use atoma_ledger::{ApplyOutcome, BlockEffects, Ledger, LedgerOptions, Sequencer, TxStatus};
+use atoma_ledger::{ApplyOutcome, BlockEffects, Ledger, LedgerOptions, Sequencer};
 use atoma_sim::actors::Cast;
 use atoma_sim::checks::{AppliedBlock, Auditor};
 use atoma_sim::plan::{Expect, Planned};
 use atoma_sim::report::Report;
 use atoma_sim::rng::SimRng;
+use atoma_types::TxStatus;
 
 struct Fixture {
     _dir: tempfile::TempDir,
     ledger: Ledger,
     cast: Cast,
     genesis: atoma_ledger::GenesisConfig,
-    block: atoma_ledger::Block,
+    block: atoma_types::Block,
     effects: BlockEffects,
     planned: Vec<Planned>,
     tip_before: atoma_ledger::Tip,

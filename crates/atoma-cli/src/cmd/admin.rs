@@ -2,7 +2,7 @@
 //! badge the signer owns.
 
 use atoma_contract::{AdminOp, EchelonId, EchelonParams, NodeSmallId, Parameter, TaskSmallId};
-use atoma_ledger::Keypair;
+use atoma_types::Keypair;
 
 use crate::cli::{AdminArgs, AdminCmd, EchelonArgs, Hex, OracleArgs, WithdrawArgs};
 use crate::context::Ctx;

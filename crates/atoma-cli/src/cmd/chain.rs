@@ -2,8 +2,8 @@
 //! moving time on a local network.
 
 use atoma_contract::{Call, ObjectId};
-use atoma_ledger::Digest;
 use atoma_rpc::BlockView;
+use atoma_types::Digest;
 use serde_json::json;
 
 use crate::cli::{BadgeCmd, ClockCmd, Command, EpochCmd, FaucetArgs};

@@ -2,7 +2,7 @@
 
 use atoma_api::EventId;
 use atoma_contract::{NodeSmallId, StackSmallId, TaskSmallId};
-use atoma_ledger::{Digest, EventFilter};
+use atoma_types::{Digest, EventFilter};
 
 use crate::cli::EventsArgs;
 use crate::context::Ctx;

@@ -1,6 +1,6 @@
 //! `atoma keys new|list|show|import`: the keystore, no node needed.
 
-use atoma_ledger::Keypair;
+use atoma_types::Keypair;
 use serde_json::{Value, json};
 
 use crate::cli::KeysCmd;

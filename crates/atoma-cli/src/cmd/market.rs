@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use atoma_api::ModelView;
 use atoma_contract::{Call, StackSmallId, TaskSmallId};
-use atoma_ledger::EventFilter;
+use atoma_types::EventFilter;
 use serde_json::json;
 
 use crate::cli::{ModelCmd, StackCmd, TaskCmd};

@@ -3,7 +3,7 @@
 use atoma_api::{StackLookup, StackView};
 use atoma_contract::tee::{build_evidence, sign_settlement};
 use atoma_contract::{Call, EchelonId, NodeSmallId, StackSmallId, TaskSmallId};
-use atoma_ledger::Keypair;
+use atoma_types::Keypair;
 
 use crate::cli::{CommitKeyArgs, CommitmentArgs, Hex, ModelMembershipArgs, NodeCmd, SubscriptionArgs};
 use crate::commitments;

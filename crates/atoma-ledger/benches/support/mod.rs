@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use atoma_contract::{Address, Call};
-use atoma_ledger::{Keypair, SignedTransaction, Transaction};
+use atoma_types::{Keypair, SignedTransaction, Transaction};
 use criterion::{BenchmarkGroup, BenchmarkId, Throughput, measurement::WallTime};
 use ed25519_dalek::{Signature, VerifyingKey};
 

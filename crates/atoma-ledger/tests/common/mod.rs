@@ -8,7 +8,8 @@ use atoma_contract::state::BadgeKind;
 use atoma_contract::{Address, Call, ObjectId};
 use atoma_ledger::genesis::{ADMIN_ALIAS, FAUCET_ALIAS, test_account_alias};
 use atoma_ledger::keystore::KEYSTORE_FILE;
-use atoma_ledger::{Chain, ChainConfig, ChainHandle, ChainTask, Keypair, Keystore, LedgerError, TxOutcome};
+use atoma_ledger::{Chain, ChainConfig, ChainHandle, ChainTask, Keystore, LedgerError};
+use atoma_types::{Keypair, TxOutcome};
 
 /// A local network with 3 test accounts and a snapshot every 2 blocks.
 pub fn config(dir: &Path) -> ChainConfig {

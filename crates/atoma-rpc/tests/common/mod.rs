@@ -13,8 +13,9 @@ use atoma_contract::{
 };
 use atoma_ledger::genesis::ADMIN_ALIAS;
 use atoma_ledger::keystore::KEYSTORE_FILE;
-use atoma_ledger::{Chain, ChainConfig, ChainHandle, ChainTask, Digest, EventFilter, Keypair, Keystore};
+use atoma_ledger::{Chain, ChainConfig, ChainHandle, ChainTask, Keystore};
 use atoma_rpc::{Client, EventStream, RpcConfig, RpcServerHandle, TransactionResult, serve};
+use atoma_types::{Digest, EventFilter, Keypair};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

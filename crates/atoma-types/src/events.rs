@@ -71,15 +71,6 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
-    /// The byte that stands for the kind in storage keys.
-    pub(crate) fn tag(self) -> u8 {
-        match self {
-            ObjectKind::Node => 0,
-            ObjectKind::Task => 1,
-            ObjectKind::Stack => 2,
-        }
-    }
-
     /// The kind a name points at: the first of `node`, `task`, `stack` it contains.
     fn in_name(name: &str) -> Option<Self> {
         let lower = name.to_ascii_lowercase();

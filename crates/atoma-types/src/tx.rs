@@ -123,9 +123,9 @@ impl SignedTransaction {
         Ok(tx)
     }
 
-    /// Decodes the inner transaction of a transaction this node stored, without the canonical
+    /// Decodes the inner transaction of a transaction a node stored, without the canonical
     /// check of [`SignedTransaction::decode_transaction`] (its bytes are pinned by its digest).
-    pub(crate) fn decode_stored_transaction(&self) -> Result<Transaction, LedgerError> {
+    fn decode_stored_transaction(&self) -> Result<Transaction, LedgerError> {
         bcs::from_bytes(&self.tx_bytes)
             .map_err(|e| LedgerError::EMalformedTransaction(format!("not a transaction: {e}")))
     }
@@ -157,8 +157,20 @@ impl SignedTransaction {
         Ok((tx, check))
     }
 
-    /// Wraps a transaction whose signature is known to be valid: decided by the caller, or
-    /// read back from this node's own store, which holds only verified transactions.
+    /// Decodes a transaction whose checks are known to have passed and wraps it without checking
+    /// its signature again: for a node reading back its own store, which holds only transactions
+    /// it verified before committing them (their bytes are pinned by their digests, so the
+    /// canonical-encoding check is skipped too). Anything from outside must go through
+    /// [`SignedTransaction::verify`].
+    ///
+    /// # Errors
+    /// `EMalformedTransaction` when `tx_bytes` is not a BCS-encoded [`Transaction`].
+    pub fn into_verified_from_own_store(self) -> Result<VerifiedTransaction, LedgerError> {
+        let tx = self.decode_stored_transaction()?;
+        Ok(self.assume_verified(tx))
+    }
+
+    /// Wraps a transaction whose signature is known to be valid (decided by the caller).
     pub(crate) fn assume_verified(self, tx: Transaction) -> VerifiedTransaction {
         let digest = self.digest();
         VerifiedTransaction { signed: self, tx, digest }
@@ -232,10 +244,10 @@ impl Keypair {
     /// A new key from the operating system's randomness.
     ///
     /// # Errors
-    /// `EIo` when the operating system has no randomness to give.
-    pub fn generate() -> Result<Self, LedgerError> {
+    /// The operating system's error when it has no randomness to give.
+    pub fn generate() -> Result<Self, getrandom::Error> {
         let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| LedgerError::EIo(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut secret)?;
         Ok(Self::from_secret_bytes(secret))
     }
 

@@ -16,6 +16,7 @@
 //! transaction's seed is `blake2b-256(block_seed ‖ tx_digest)` ([`transaction_random_seed`]).
 
 use atoma_contract::hash::blake2b256;
+use atoma_contract::{Address, TxContext};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::encode;
@@ -48,6 +49,32 @@ impl BlockHeader {
     /// blake2b-256 of the header's BCS encoding.
     pub fn digest(&self) -> Digest {
         Digest(blake2b256(&[&encode(self)]))
+    }
+
+    /// The context the contract executes this block's transaction `tx_digest`, signed by
+    /// `sender`, in: see [`tx_context`].
+    pub fn tx_context(&self, sender: Address, tx_digest: &Digest) -> TxContext {
+        tx_context(self.epoch, self.timestamp_ms, &self.random_seed, sender, tx_digest)
+    }
+}
+
+/// The one place a transaction's [`TxContext`] is derived: the block's epoch and timestamp, the
+/// sender, the transaction digest, and the transaction's seed from the block's
+/// ([`transaction_random_seed`]). Executing a block, replaying it, a dry run and the simulator's
+/// checks all go through here.
+pub fn tx_context(
+    epoch: u64,
+    timestamp_ms: u64,
+    block_seed: &[u8; 32],
+    sender: Address,
+    tx_digest: &Digest,
+) -> TxContext {
+    TxContext {
+        sender,
+        epoch,
+        timestamp_ms,
+        tx_digest: tx_digest.0,
+        random_seed: transaction_random_seed(block_seed, tx_digest),
     }
 }
 
