@@ -66,6 +66,10 @@ pub struct Global {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a local network: chain, JSON-RPC server (HTTP + WebSocket), faucet and test accounts
+    ///
+    /// The node's log (a block that could not be stored, a request that failed inside the node,
+    /// with every cause) goes to stderr, filtered by ATOMA_LOG (tracing directives such as `debug`
+    /// or `atoma_rpc=debug`; by default the atoma crates at `info`, the rest at `warn`).
     Start(StartArgs),
     /// Manage the keystore ($ATOMA_HOME/keystore.json)
     #[command(subcommand)]

@@ -52,6 +52,7 @@ pub struct StartArgs {
 /// Ledger errors from opening the chain (`EDataDirInUse` when another `atoma` runs on the
 /// data directory); `EAddressInUse` when the RPC address cannot be bound.
 pub async fn run(args: StartArgs, out: &Output) -> CliResult<()> {
+    install_log();
     let home = keys::home()?;
     let data_dir = args.data_dir.clone().unwrap_or_else(|| home.clone());
     let new_genesis = args.fresh || !data_dir.join(CHAIN_DB_FILE).exists();
@@ -78,6 +79,21 @@ pub async fn run(args: StartArgs, out: &Output) -> CliResult<()> {
     out.note("stopped; the chain is on disk and `atoma start` continues it");
     Ok(())
 }
+
+/// The node's log on stderr: what the chain and the RPC server report for the operator — a block
+/// that could not be stored, a request that failed inside the node — with every cause. Filtered by
+/// `ATOMA_LOG` (`tracing` directives such as `debug` or `atoma_rpc=debug`); by default the atoma
+/// crates at `info` and everything else at `warn`.
+fn install_log() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env(LOG_ENV)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    // A second `start` in one process (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).try_init();
+}
+
+/// The environment variable that filters the node's log.
+pub const LOG_ENV: &str = "ATOMA_LOG";
+const DEFAULT_LOG_FILTER: &str = "warn,atoma_ledger=info,atoma_rpc=info,atoma_cli=info";
 
 async fn open_chain(args: &StartArgs, data_dir: &Path) -> CliResult<(ChainHandle, ChainTask)> {
     let mut config = ChainConfig::local(data_dir);
