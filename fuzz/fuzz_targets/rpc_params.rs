@@ -93,7 +93,7 @@ fn start() -> Net {
     let keystore = Keystore::load(&dir.path().join(KEYSTORE_FILE)).expect("keystore");
     let admin = keystore.keypair(ADMIN_ALIAS).expect("readable").expect("admin key");
     let keys = vec![admin, Keypair::test_account(0), Keypair::test_account(1), Keypair::test_account(2)];
-    let manager_badge = chain.with_state(|db| {
+    let manager_badge = chain.ledger().with_state(|db| {
         db.owned_badges(&keys[0].address())
             .into_iter()
             .find(|(_, b)| b.kind == atoma_contract::state::BadgeKind::Manager)
@@ -118,7 +118,7 @@ impl Net {
     fn submit(&mut self, key: usize, call: Call) {
         let key = &self.keys[key];
         let nonce = self.chain.next_nonce(&key.address());
-        let signed = key.sign_call(self.chain.chain_info().chain_id.0, nonce, call.clone());
+        let signed = key.sign_call(self.chain.node().chain_info().chain_id.0, nonce, call.clone());
         let outcome = self._runtime.block_on(self.chain.submit(signed)).expect("accepted");
         assert!(outcome.status.is_success(), "setup: {call:?} failed: {:?}", outcome.status);
         self.digests.push(outcome.digest.to_string());
@@ -126,7 +126,7 @@ impl Net {
 
     /// A model with an echelon, node 1 serving it, task 1 bought as stack 1 and settled.
     fn setup(&mut self) {
-        self.digests.push(self.chain.chain_info().chain_id.to_string());
+        self.digests.push(self.chain.node().chain_info().chain_id.to_string());
         let admin = |op| Call::Admin { manager_badge: self.manager_badge, op };
         let params = EchelonParams {
             input_fee_per_token: 1,
@@ -208,12 +208,12 @@ impl Net {
             2 => u.arbitrary()?,
             _ => next,
         };
-        let generated = self.chain.with_state(|db| step(u, db, self.manager_badge))?;
+        let generated = self.chain.ledger().with_state(|db| step(u, db, self.manager_badge))?;
         let call = match generated {
             Step::Call { call, .. } => call,
             Step::Epochs(_) => Call::TransferToma { recipient: key.address(), amount: 1 },
         };
-        let chain_id = if u.ratio(15, 16)? { self.chain.chain_info().chain_id.0 } else { u.arbitrary()? };
+        let chain_id = if u.ratio(15, 16)? { self.chain.node().chain_info().chain_id.0 } else { u.arbitrary()? };
         let signed = key.sign_call(chain_id, nonce, call);
         let (mut tx_bytes, mut signature) = (signed.tx_bytes, signed.signature);
         if u.ratio(1, 8)? && !tx_bytes.is_empty() {

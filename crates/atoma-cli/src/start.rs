@@ -208,14 +208,14 @@ impl Banner<'_> {
             .filter(|e| e.alias == ADMIN_ALIAS || e.alias == FAUCET_ALIAS || e.alias.starts_with("account-"))
             .filter_map(|e| {
                 let address = e.address.parse().ok()?;
-                let balance = self.chain.with_state(|db| db.balance(&address));
+                let balance = self.chain.ledger().with_state(|db| db.balance(&address));
                 Some(Account { alias: e.alias.clone(), address: e.address.clone(), balance })
             })
             .collect()
     }
 
     fn json(&self) -> Value {
-        let info = self.chain.chain_info();
+        let info = self.chain.node().chain_info();
         let accounts: Vec<Value> = self
             .accounts()
             .iter()
@@ -235,7 +235,7 @@ impl Banner<'_> {
     }
 
     fn human(&self) -> String {
-        let info = self.chain.chain_info();
+        let info = self.chain.node().chain_info();
         let url = self.server.url();
         let mut table = Table::new(&["ALIAS", "ADDRESS", "BALANCE"]);
         for a in self.accounts() {

@@ -67,12 +67,12 @@ fn main() {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let txs = load.next_round(&handle);
-                let height = handle.chain_info().height;
+                let height = handle.node().chain_info().height;
                 let cpu_before = support::cpu_seconds("self");
                 total += pipelined(&runtime, &handle, txs);
                 cpu.0 += support::cpu_seconds("self") - cpu_before;
                 cpu.1 += PER_ITERATION;
-                blocks.0 += handle.chain_info().height - height;
+                blocks.0 += handle.node().chain_info().height - height;
                 blocks.1 += PER_ITERATION;
             }
             total
@@ -112,7 +112,7 @@ fn main() {
     latencies = (0..LATENCY_SAMPLES)
         .map(|_| {
             let elapsed = submit_one(&runtime, &handle, &mut load);
-            let metrics = handle.metrics();
+            let metrics = handle.ledger().metrics().snapshot();
             applies.push(Duration::from_micros(metrics.last_block_latency_us));
             commits.push(Duration::from_micros(metrics.last_commit_latency_us));
             elapsed
@@ -172,7 +172,7 @@ impl Load {
 
     /// `ROUNDS` transfers from every sender, round-robin, signed on every core (not timed).
     fn next_round(&mut self, handle: &ChainHandle) -> Vec<SignedTransaction> {
-        let chain = handle.chain_info().chain_id.0;
+        let chain = handle.node().chain_info().chain_id.0;
         let jobs: Vec<(usize, u64)> =
             (0..ROUNDS).flat_map(|r| (0..self.keys.len()).map(move |i| (i, r))).collect();
         let keys = &self.keys;
@@ -200,7 +200,7 @@ impl Load {
 
     /// One transfer from the first sender.
     fn one(&mut self, handle: &ChainHandle) -> SignedTransaction {
-        let chain = handle.chain_info().chain_id.0;
+        let chain = handle.node().chain_info().chain_id.0;
         self.nonces[0] += 1;
         self.keys[0].sign_call(chain, self.nonces[0] - 1, transfer(Address([1; 32])))
     }

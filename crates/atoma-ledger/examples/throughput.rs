@@ -19,7 +19,7 @@ fn transfer(to: Address) -> Call {
 }
 
 fn pre_sign(handle: &ChainHandle, keys: &[Keypair], total: u64, first_nonce: u64) -> Vec<SignedTransaction> {
-    let chain = handle.chain_info().chain_id.0;
+    let chain = handle.node().chain_info().chain_id.0;
     let n = keys.len() as u64;
     (0..total)
         .map(|i| {
@@ -48,7 +48,7 @@ async fn one_at_a_time(handle: &ChainHandle, txs: Vec<SignedTransaction>) -> Res
 }
 
 async fn register_nodes(handle: &ChainHandle, count: u64) -> Result<(), LedgerError> {
-    let chain = handle.chain_info().chain_id.0;
+    let chain = handle.node().chain_info().chain_id.0;
     let mut pending = Vec::new();
     for i in 0..count {
         let key = Keypair::test_account(10_000 + i);
@@ -81,12 +81,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let txs = pre_sign(&handle, &keys, total, 0);
     let elapsed = pipelined(&handle, txs).await?;
-    let blocks = handle.chain_info().height;
+    let blocks = handle.node().chain_info().height;
     println!(
         "pipelined: {total} transfers from {senders} senders in {:.2?}: {:.0} tx/s, {blocks} blocks, last commit {} µs",
         elapsed,
         per_second(total, elapsed),
-        handle.metrics().last_commit_latency_us
+        handle.ledger().metrics().snapshot().last_commit_latency_us
     );
 
     let sequential = 200;
@@ -101,18 +101,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     register_nodes(&handle, nodes).await?;
     let started = Instant::now();
-    let bytes = handle.with_state(|db| db.canonical_bytes().len());
+    let bytes = handle.ledger().with_state(|db| db.canonical_bytes().len());
     let encode = started.elapsed();
     let txs = pre_sign(&handle, &keys[..1], 100, next + sequential);
     let elapsed = one_at_a_time(&handle, txs).await?;
-    let m = handle.metrics();
+    let m = handle.ledger().metrics().snapshot();
     println!(
         "with {nodes} nodes: state {bytes} bytes, canonical_bytes {encode:.2?}; a one-transfer block now takes {} µs (commit {} µs), {:.2} ms per transaction",
         m.last_block_latency_us,
         m.last_commit_latency_us,
         elapsed.as_secs_f64() * 10.0
     );
-    assert!(handle.with_state(|db| db.audit().holds()));
+    assert!(handle.ledger().with_state(|db| db.audit().holds()));
     handle.shutdown();
     drop(handle);
     task.join()?;

@@ -235,7 +235,7 @@ async fn a_chain_refuses_mutated_transactions_and_does_not_change() {
     let chain = chain_id(&handle);
     let call = Call::TransferToma { recipient: Address([9; 32]), amount: 5 };
     let good = user.sign_call(chain, 0, call);
-    let before = handle.state_digest();
+    let before = handle.ledger().state_digest();
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let cases = (layer(), prop::collection::vec(mutation(), 1..3));
     for _ in 0..24 {
@@ -247,7 +247,7 @@ async fn a_chain_refuses_mutated_transactions_and_does_not_change() {
         let error = handle.submit_bytes(&bytes).await.expect_err("a mutated transaction is refused");
         assert!(VERIFY_ERRORS.contains(&error.name()), "{mutations:?} refused with {error:?}");
     }
-    assert_eq!(handle.state_digest(), before, "a refused transaction changed the state");
+    assert_eq!(handle.ledger().state_digest(), before, "a refused transaction changed the state");
     assert_eq!(handle.next_nonce(&user.address()), 0);
     let outcome = handle.submit_bytes(&good.to_bytes()).await.unwrap();
     assert!(outcome.status.is_success());

@@ -70,7 +70,7 @@ async fn run_lifecycle(handle: &ChainHandle, keys: &Keys) -> Ran {
     let settled = ok(handle, node, settle).await;
     let too_soon = send(handle, node, Call::ClaimFunds { node: NODE, stacks: vec![STACK] }).await.unwrap();
     assert_eq!(too_soon.status, TxStatus::Failure(ContractError::EStackDisputePeriodIsNotOver));
-    let before = handle.chain_info().epoch;
+    let before = handle.node().chain_info().epoch;
     let header = handle.advance_epoch().await.unwrap();
     assert_eq!(header.epoch, before + 1);
     assert!(header.tx_digests.is_empty());
@@ -79,7 +79,7 @@ async fn run_lifecycle(handle: &ChainHandle, keys: &Keys) -> Ran {
 }
 
 fn all_events(handle: &ChainHandle) -> Vec<EventRecord> {
-    let page = handle.query_events(&EventFilter::All, None, Some(1000), false).unwrap();
+    let page = handle.ledger().query_events(&EventFilter::All, None, Some(1000), false).unwrap();
     assert!(!page.has_next_page);
     page.data
 }
@@ -104,10 +104,11 @@ fn check_filters(handle: &ChainHandle, keys: &Keys, ran: &Ran) {
     ];
     for filter in &filters {
         let expected: Vec<EventRecord> = all.iter().filter(|e| filter.matches(e)).cloned().collect();
-        let got = handle.query_events(filter, None, None, false).unwrap().data;
+        let got = handle.ledger().query_events(filter, None, None, false).unwrap().data;
         assert_eq!(got, expected, "{filter:?}");
     }
-    let by = |filter: EventFilter| names(&handle.query_events(&filter, None, None, false).unwrap().data);
+    let by =
+        |filter: EventFilter| names(&handle.ledger().query_events(&filter, None, None, false).unwrap().data);
     assert_eq!(
         by(EventFilter::Stack(STACK)),
         ["StackCreatedEvent", "StackTrySettleEvent", "StackSettlementTicketClaimedEvent"]
@@ -130,7 +131,7 @@ fn walk(handle: &ChainHandle, filter: &EventFilter, limit: usize, descending: bo
     let mut out: Vec<EventRecord> = Vec::new();
     let mut cursor = None;
     loop {
-        let page = handle.query_events(filter, cursor, Some(limit), descending).unwrap();
+        let page = handle.ledger().query_events(filter, cursor, Some(limit), descending).unwrap();
         assert!(page.data.len() <= limit);
         if let (Some(last), Some(first)) = (out.last(), page.data.first()) {
             assert_ne!(last.id, first.id, "cursors are exclusive");
@@ -138,7 +139,7 @@ fn walk(handle: &ChainHandle, filter: &EventFilter, limit: usize, descending: bo
         out.extend(page.data.iter().cloned());
         cursor = page.next_cursor;
         if !page.has_next_page {
-            let again = handle.query_events(filter, cursor, Some(limit), descending).unwrap();
+            let again = handle.ledger().query_events(filter, cursor, Some(limit), descending).unwrap();
             assert!(again.data.is_empty() && !again.has_next_page && again.next_cursor == cursor);
             return out;
         }
@@ -147,7 +148,7 @@ fn walk(handle: &ChainHandle, filter: &EventFilter, limit: usize, descending: bo
 
 fn check_pagination(handle: &ChainHandle) {
     for filter in [EventFilter::All, EventFilter::Node(NODE), EventFilter::Stack(STACK)] {
-        let full = handle.query_events(&filter, None, None, false).unwrap().data;
+        let full = handle.ledger().query_events(&filter, None, None, false).unwrap().data;
         for limit in [1, 2, 3] {
             assert_eq!(walk(handle, &filter, limit, false), full, "{filter:?} ascending by {limit}");
             let mut reversed = full.clone();
@@ -160,7 +161,7 @@ fn check_pagination(handle: &ChainHandle) {
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "the log is in execution order");
     let unknown = atoma_types::EventId { tx_digest: Digest([9; 32]), event_seq: 0 };
     assert_eq!(
-        handle.query_events(&EventFilter::All, Some(unknown), None, false).map_err(|e| e.name()),
+        handle.ledger().query_events(&EventFilter::All, Some(unknown), None, false).map_err(|e| e.name()),
         Err("EInvalidCursor")
     );
 }
@@ -194,13 +195,13 @@ async fn lifecycle_events_filters_pages_and_subscriptions() {
     let dir = tempfile::tempdir().unwrap();
     let (handle, task) = start(config(dir.path()));
     let keys = keys(dir.path());
-    let mut everything = handle.subscribe(EventFilter::All);
-    let mut stack_only = handle.subscribe(EventFilter::Stack(STACK));
-    let user_before = handle.with_state(|db| db.balance(&keys.accounts[1].address()));
+    let mut everything = handle.ledger().subscribe(EventFilter::All);
+    let mut stack_only = handle.ledger().subscribe(EventFilter::Stack(STACK));
+    let user_before = handle.ledger().with_state(|db| db.balance(&keys.accounts[1].address()));
 
     let ran = run_lifecycle(&handle, &keys).await;
 
-    let user_after = handle.with_state(|db| db.balance(&keys.accounts[1].address()));
+    let user_after = handle.ledger().with_state(|db| db.balance(&keys.accounts[1].address()));
     assert_eq!(user_before - user_after, 50 * PRICE, "the user pays for the 50 units claimed");
     let faucet = handle.faucet(keys.accounts[2].address(), 5 * TOMA).await.unwrap();
     assert!(faucet.status.is_success());
@@ -215,21 +216,21 @@ async fn lifecycle_events_filters_pages_and_subscriptions() {
     let stack_events: Vec<_> = all.iter().filter(|e| EventFilter::Stack(STACK).matches(e)).cloned().collect();
     assert_eq!(drain(&mut stack_only), stack_events);
 
-    let failed = handle.transaction(&ran.failed_claim).unwrap().unwrap();
+    let failed = handle.ledger().transaction(&ran.failed_claim).unwrap().unwrap();
     assert_eq!(failed.outcome.status, TxStatus::Failure(ContractError::ENoSettlementTicket));
     assert_eq!(failed.transaction.unwrap().sender, keys.accounts[0].address());
-    let settled = handle.transaction(&ran.settle).unwrap().unwrap();
+    let settled = handle.ledger().transaction(&ran.settle).unwrap().unwrap();
     assert_eq!(settled.outcome.events.len(), 1);
-    let block = handle.block(settled.outcome.height).unwrap().unwrap();
+    let block = handle.ledger().block(settled.outcome.height).unwrap().unwrap();
     assert_eq!(block.header.tx_digests[settled.outcome.index as usize], ran.settle);
 
-    let info = handle.chain_info();
+    let info = handle.node().chain_info();
     assert_eq!(info.epoch, 1);
-    assert_eq!(handle.latest_block().unwrap().header.height, info.height);
-    let metrics = handle.metrics();
+    assert_eq!(handle.ledger().latest_block().unwrap().header.height, info.height);
+    let metrics = handle.ledger().metrics().snapshot();
     assert_eq!(metrics.transactions_failed, 2);
     assert_eq!(metrics.blocks_applied, info.height);
-    assert!(handle.with_state(|db| db.audit().holds()));
+    assert!(handle.ledger().with_state(|db| db.audit().holds()));
     stop(handle, task);
 }
 
@@ -239,24 +240,24 @@ async fn dry_runs_change_nothing_and_clocks_move_epochs() {
     let (handle, task) = start(config(dir.path()));
     let keys = keys(dir.path());
     let user = &keys.accounts[0];
-    let digest = handle.state_digest();
+    let digest = handle.ledger().state_digest();
     let call = Call::TransferToma { recipient: keys.accounts[1].address(), amount: 3 };
-    let dry = handle.dry_run(user.sign_call(common::chain_id(&handle), 0, call.clone())).unwrap();
+    let dry = handle.ledger().dry_run(user.sign_call(common::chain_id(&handle), 0, call.clone())).unwrap();
     assert!(dry.status.is_success());
     assert_eq!(dry.events.len(), 1);
-    assert_eq!(handle.state_digest(), digest);
+    assert_eq!(handle.ledger().state_digest(), digest);
     assert_eq!(handle.next_nonce(&user.address()), 0);
     let too_much = Call::TransferToma { recipient: keys.accounts[1].address(), amount: u64::MAX };
-    let refused = handle.dry_run(user.sign_call(common::chain_id(&handle), 7, too_much)).unwrap();
+    let refused = handle.ledger().dry_run(user.sign_call(common::chain_id(&handle), 7, too_much)).unwrap();
     assert_eq!(refused.status, TxStatus::Failure(ContractError::EInsufficientBalance));
 
-    let start_epoch = handle.chain_info().epoch;
+    let start_epoch = handle.node().chain_info().epoch;
     let small = handle.advance_clock(1_000).await.unwrap();
     assert_eq!(small.epoch, start_epoch);
     let past_end = handle.advance_clock(60_000).await.unwrap();
     assert_eq!(past_end.epoch, start_epoch + 1, "the clock passed the epoch's end");
     assert!(past_end.timestamp_ms >= small.timestamp_ms + 60_000);
     ok(&handle, user, call).await;
-    assert_eq!(handle.chain_info().epoch, start_epoch + 1);
+    assert_eq!(handle.node().chain_info().epoch, start_epoch + 1);
     stop(handle, task);
 }

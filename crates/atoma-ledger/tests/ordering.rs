@@ -32,12 +32,12 @@ async fn a_full_mempool_says_busy() {
         })
         .collect();
     for _ in 0..200 {
-        if handle.metrics().mempool_size == 2 {
+        if handle.ledger().metrics().snapshot().mempool_size == 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(handle.metrics().mempool_size, 2);
+    assert_eq!(handle.ledger().metrics().snapshot().mempool_size, 2);
     assert_eq!(handle.next_nonce(&key.address()), 2, "nonces count the mempool");
     let busy = handle.submit(key.sign_call(chain, 2, transfer())).await;
     assert_eq!(busy.map_err(|e| e.name()).err(), Some("EMempoolFull"));
@@ -55,12 +55,12 @@ async fn a_block_time_makes_blocks_without_transactions() {
     config.block_time_ms = Some(10);
     let (handle, task) = start(config);
     for _ in 0..400 {
-        if handle.chain_info().height >= 3 {
+        if handle.node().chain_info().height >= 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(handle.chain_info().height >= 3);
+    assert!(handle.node().chain_info().height >= 3);
     let key = keys(dir.path()).accounts[0].clone();
     let outcome = handle.submit(key.sign_call(chain_id(&handle), 0, transfer())).await.unwrap();
     assert!(outcome.status.is_success());

@@ -120,7 +120,7 @@ async fn submissions_are_admitted_in_the_order_they_were_polled_and_forgeries_ta
     let positions: Vec<(u64, u64)> =
         [a, b, c].into_iter().map(|o| o.unwrap()).map(|o| (o.height, o.index)).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
-    assert_eq!(handle.metrics().transactions_rejected, 1);
+    assert_eq!(handle.ledger().metrics().snapshot().transactions_rejected, 1);
     stop(handle, task);
 }
 
@@ -146,7 +146,8 @@ async fn pipelined_load_is_acknowledged_only_after_its_block_is_committed() {
         let digest = p.digest();
         let outcome = p.outcome().await.unwrap();
         // Acknowledged, so already in the store and under the durable tip.
-        let stored = handle.transaction(&digest).unwrap().expect("an acknowledged transaction is stored");
+        let stored =
+            handle.ledger().transaction(&digest).unwrap().expect("an acknowledged transaction is stored");
         assert_eq!(stored.outcome, outcome);
         assert!(handle.ledger().tip().height >= outcome.height);
         heights.push(outcome.height);
@@ -190,7 +191,7 @@ async fn a_restart_after_pipelined_load_keeps_every_acknowledged_transaction() {
 
     let (handle, task) = start(config(dir.path(), 100));
     for (digest, outcome) in &acknowledged {
-        assert_eq!(&handle.transaction(digest).unwrap().expect("kept").outcome, outcome);
+        assert_eq!(&handle.ledger().transaction(digest).unwrap().expect("kept").outcome, outcome);
     }
     let mut per_sender: BTreeMap<Address, u64> = BTreeMap::new();
     for outcome in acknowledged.values() {
@@ -199,11 +200,13 @@ async fn a_restart_after_pipelined_load_keeps_every_acknowledged_transaction() {
     for key in &keys {
         let sent = per_sender.get(&key.address()).copied().unwrap_or(0);
         assert_eq!(handle.next_nonce(&key.address()), sent, "no transaction beyond the acknowledged ones");
-        let events =
-            handle.query_events(&EventFilter::Sender(key.address()), None, Some(1_000), false).unwrap();
+        let events = handle
+            .ledger()
+            .query_events(&EventFilter::Sender(key.address()), None, Some(1_000), false)
+            .unwrap();
         assert_eq!(events.data.len() as u64, sent, "one transfer event each, found through the sender index");
     }
-    assert_eq!(handle.ledger().replay_from_genesis().unwrap(), handle.state_digest());
+    assert_eq!(handle.ledger().replay_from_genesis().unwrap(), handle.ledger().state_digest());
     stop(handle, task);
 }
 
@@ -220,7 +223,7 @@ impl Stall {
         let (release, released) = std::sync::mpsc::channel::<()>();
         let handle = handle.clone();
         let thread = std::thread::spawn(move || {
-            handle.with_state(|_| {
+            handle.ledger().with_state(|_| {
                 holding.send(()).unwrap();
                 let _ = released.recv();
             });
@@ -233,7 +236,10 @@ impl Stall {
     async fn block_on(handle: &ChainHandle, signed: SignedTransaction) -> (Self, PendingTransaction) {
         let stall = Stall::new(handle);
         let pending = handle.enqueue(signed).unwrap();
-        until(handle, "the producer takes the transaction", |h| h.metrics().mempool_size == 0).await;
+        until(handle, "the producer takes the transaction", |h| {
+            h.ledger().metrics().snapshot().mempool_size == 0
+        })
+        .await;
         (stall, pending)
     }
 }
@@ -268,7 +274,7 @@ async fn time_controls_are_served_however_many_admissions_woke_the_producer() {
     let (handle, task) = start(config(dir.path(), 3));
     let chain = chain_id(&handle);
     let key = Keypair::test_account(0);
-    let epoch = handle.chain_info().epoch;
+    let epoch = handle.node().chain_info().epoch;
     let (stall, first) = Stall::block_on(&handle, key.sign_call(chain, 0, transfer(Address([1; 32])))).await;
     // Twice as many admissions, each waking the producer, as the old shared queue had places.
     let pending: Vec<PendingTransaction> = (1..=2_048)
@@ -301,7 +307,7 @@ async fn time_controls_are_served_however_many_admissions_woke_the_producer() {
     }
     assert!(heights.windows(2).all(|w| w[0] < w[1]), "one block each, in order: {heights:?}");
     let advanced = atoma_ledger::chain::CONTROL_QUEUE as u64 / 2;
-    assert!(handle.chain_info().epoch >= epoch + advanced, "every advance_epoch started an epoch");
+    assert!(handle.node().chain_info().epoch >= epoch + advanced, "every advance_epoch started an epoch");
     assert!(first.outcome().await.unwrap().status.is_success());
     for p in pending {
         assert!(p.outcome().await.unwrap().status.is_success());
@@ -331,14 +337,17 @@ async fn nonces_that_arrive_out_of_order_are_admitted_in_nonce_order() {
     let key = Keypair::test_account(0);
     let sign = |nonce: u64| key.sign_call(chain, nonce, transfer(Address([nonce as u8; 32])));
     let third = submit_in_background(&handle, sign(3));
-    until(&handle, "nonce 3 is held", |h| h.metrics().mempool_size == 1).await;
+    until(&handle, "nonce 3 is held", |h| h.ledger().metrics().snapshot().mempool_size == 1).await;
     let second = submit_in_background(&handle, sign(2));
-    until(&handle, "nonce 2 is held", |h| h.metrics().mempool_size == 2).await;
+    until(&handle, "nonce 2 is held", |h| h.ledger().metrics().snapshot().mempool_size == 2).await;
     // A forgery of the missing nonce is refused and releases nothing.
     let mut forgery = key.sign_call(chain, 0, transfer(Address([9; 32])));
     forgery.signature[20] ^= 1;
     assert_eq!(handle.submit(forgery).await.map_err(|e| e.name()).err(), Some("EBadSignature"));
-    assert_eq!((handle.next_nonce(&key.address()), handle.metrics().mempool_size), (0, 2));
+    assert_eq!(
+        (handle.next_nonce(&key.address()), handle.ledger().metrics().snapshot().mempool_size),
+        (0, 2)
+    );
     let first = handle.submit(sign(0));
     let (first, one) = tokio::join!(first, async {
         // Nonce 1 comes after 0 was admitted, through enqueue, which releases 2 and 3.
@@ -347,7 +356,8 @@ async fn nonces_that_arrive_out_of_order_are_admitted_in_nonce_order() {
     });
     let outcomes = [first.unwrap(), one, second.await.unwrap().unwrap(), third.await.unwrap().unwrap()];
     assert!(outcomes.iter().all(|o| o.status.is_success()));
-    let nonce = |o: &TxOutcome| handle.transaction(&o.digest).unwrap().unwrap().transaction.unwrap().nonce;
+    let nonce =
+        |o: &TxOutcome| handle.ledger().transaction(&o.digest).unwrap().unwrap().transaction.unwrap().nonce;
     assert_eq!(outcomes.iter().map(nonce).collect::<Vec<u64>>(), [0, 1, 2, 3]);
     assert!(
         outcomes.windows(2).all(|w| (w[0].height, w[0].index) < (w[1].height, w[1].index)),
@@ -363,15 +373,15 @@ async fn a_gap_never_filled_ends_in_enoncefuture_and_takes_nothing() {
     let (handle, task) = start(holding(dir.path(), 200));
     let chain = chain_id(&handle);
     let key = Keypair::test_account(0);
-    let before = handle.state_digest();
+    let before = handle.ledger().state_digest();
     let refused = handle.submit(key.sign_call(chain, 1, transfer(Address([1; 32])))).await;
     assert_eq!(
         refused.map(|o| o.digest),
         Err(atoma_ledger::LedgerError::ENonceFuture { expected: 0, got: 1 })
     );
-    assert_eq!((handle.state_digest(), handle.next_nonce(&key.address())), (before, 0));
-    assert_eq!(handle.metrics().mempool_size, 0);
-    assert_eq!(handle.metrics().transactions_rejected, 1);
+    assert_eq!((handle.ledger().state_digest(), handle.next_nonce(&key.address())), (before, 0));
+    assert_eq!(handle.ledger().metrics().snapshot().mempool_size, 0);
+    assert_eq!(handle.ledger().metrics().snapshot().transactions_rejected, 1);
     // The refused nonce is free: 0 and then 1 are accepted.
     for nonce in 0..2 {
         assert!(
@@ -393,7 +403,7 @@ async fn a_nonce_beyond_the_window_or_without_a_hold_is_refused_at_once() {
     let (handle, task) = start(holding(dir.path(), atoma_ledger::chain::MAX_NONCE_HOLD_MS));
     let chain = chain_id(&handle);
     let key = Keypair::test_account(0);
-    let far = atoma_ledger::sequencer::NONCE_HOLD_WINDOW + 1;
+    let far = atoma_ledger::mempool::NONCE_HOLD_WINDOW + 1;
     let refused = handle.submit(key.sign_call(chain, far, transfer(Address([1; 32])))).await;
     assert_eq!(
         refused.map(|o| o.digest),
@@ -401,7 +411,7 @@ async fn a_nonce_beyond_the_window_or_without_a_hold_is_refused_at_once() {
     );
     let refused = handle.enqueue(key.sign_call(chain, 1, transfer(Address([1; 32]))));
     assert_eq!(refused.map(|p| p.digest()).map_err(|e| e.name()), Err("ENonceFuture"), "enqueue never holds");
-    assert_eq!(handle.metrics().mempool_size, 0);
+    assert_eq!(handle.ledger().metrics().snapshot().mempool_size, 0);
     stop(handle, task);
 
     let dir = tempfile::tempdir().unwrap();
@@ -426,23 +436,23 @@ async fn held_transactions_count_toward_the_mempool_bound() {
     let sign = |key: &Keypair, nonce: u64| key.sign_call(chain, nonce, transfer(Address([7; 32])));
     let (stall, first) = Stall::block_on(&handle, sign(&c, 0)).await;
     let held: Vec<Submitted> = (1..=2).map(|nonce| submit_in_background(&handle, sign(&a, nonce))).collect();
-    until(&handle, "two held", |h| h.metrics().mempool_size == 2).await;
+    until(&handle, "two held", |h| h.ledger().metrics().snapshot().mempool_size == 2).await;
     // At most half the capacity is held: a third is refused at once.
     let refused = handle.submit(sign(&a, 3)).await.map(|o| o.digest).map_err(|e| e.name());
     assert_eq!(refused, Err("ENonceFuture"));
     let queued: Vec<PendingTransaction> =
         (0..2).map(|nonce| handle.enqueue(sign(&b, nonce)).unwrap()).collect();
-    assert_eq!(handle.metrics().mempool_size, 4);
+    assert_eq!(handle.ledger().metrics().snapshot().mempool_size, 4);
     assert_eq!(handle.enqueue(sign(&b, 2)).map(|p| p.digest()).map_err(|e| e.name()), Err("EMempoolFull"));
     assert_eq!(handle.enqueue(sign(&a, 0)).map(|p| p.digest()).map_err(|e| e.name()), Err("EMempoolFull"));
-    assert_eq!(handle.metrics().mempool_size, 4, "the bound held");
+    assert_eq!(handle.ledger().metrics().snapshot().mempool_size, 4, "the bound held");
     drop(stall);
     assert!(first.outcome().await.unwrap().status.is_success());
     for p in queued {
         assert!(p.outcome().await.unwrap().status.is_success());
     }
     // The mempool drained; the held nonces still wait, and their gap now fills.
-    until(&handle, "the mempool drains", |h| h.metrics().mempool_size == 2).await;
+    until(&handle, "the mempool drains", |h| h.ledger().metrics().snapshot().mempool_size == 2).await;
     assert!(handle.enqueue(sign(&a, 0)).unwrap().outcome().await.unwrap().status.is_success());
     for h in held {
         assert!(h.await.unwrap().unwrap().status.is_success());
@@ -457,7 +467,7 @@ async fn shutdown_answers_held_transactions_with_echainstopped() {
     let (handle, task) = start(holding(dir.path(), atoma_ledger::chain::MAX_NONCE_HOLD_MS));
     let key = Keypair::test_account(0);
     let held = submit_in_background(&handle, key.sign_call(chain_id(&handle), 1, transfer(Address([1; 32]))));
-    until(&handle, "nonce 1 is held", |h| h.metrics().mempool_size == 1).await;
+    until(&handle, "nonce 1 is held", |h| h.ledger().metrics().snapshot().mempool_size == 1).await;
     handle.shutdown();
     assert_eq!(held.await.unwrap().map(|o| o.digest).map_err(|e| e.name()), Err("EChainStopped"));
     assert_eq!(handle.advance_epoch().await.map_err(|e| e.name()).err(), Some("EChainStopped"));

@@ -19,8 +19,8 @@ struct Observed {
 
 fn observe(handle: &ChainHandle, sender: &Address) -> Observed {
     Observed {
-        state_digest: handle.state_digest(),
-        height: handle.chain_info().height,
+        state_digest: handle.ledger().state_digest(),
+        height: handle.node().chain_info().height,
         next_nonce: handle.next_nonce(sender),
         stored_nonce: handle.ledger().stored_nonce(sender).unwrap(),
     }
@@ -86,7 +86,7 @@ async fn refused_transactions_change_nothing() {
         assert_eq!(handle.submit_bytes(&bytes).await.map(|o| o.digest).map_err(|e| e.name()), Err(expected));
         assert_eq!(observe(&handle, &user.address()), before, "{expected} changed something");
     }
-    assert_eq!(handle.metrics().transactions_rejected, count + 4);
+    assert_eq!(handle.ledger().metrics().snapshot().transactions_rejected, count + 4);
 
     let next = handle.submit_bytes(&good.to_bytes()).await.unwrap();
     assert!(next.status.is_success(), "the refusals did not consume the nonce");

@@ -23,17 +23,21 @@ struct Seen {
 }
 
 fn seen(handle: &ChainHandle, people: &[Address], cursor: EventId, tx: &Digest) -> Seen {
-    let info = handle.chain_info();
+    let info = handle.node().chain_info();
     Seen {
         chain_id: info.chain_id,
         height: info.height,
         epoch: info.epoch,
-        state_digest: handle.state_digest(),
-        balances: people.iter().map(|a| handle.with_state(|db| db.balance(a))).collect(),
+        state_digest: handle.ledger().state_digest(),
+        balances: people.iter().map(|a| handle.ledger().with_state(|db| db.balance(a))).collect(),
         nonces: people.iter().map(|a| handle.next_nonce(a)).collect(),
-        events: handle.query_events(&EventFilter::All, None, None, false).unwrap().data,
-        page_after_cursor: handle.query_events(&EventFilter::All, Some(cursor), Some(2), false).unwrap().data,
-        transaction: handle.transaction(tx).unwrap().unwrap().outcome,
+        events: handle.ledger().query_events(&EventFilter::All, None, None, false).unwrap().data,
+        page_after_cursor: handle
+            .ledger()
+            .query_events(&EventFilter::All, Some(cursor), Some(2), false)
+            .unwrap()
+            .data,
+        transaction: handle.ledger().transaction(tx).unwrap().unwrap().outcome,
     }
 }
 
@@ -51,7 +55,8 @@ async fn a_restart_recovers_the_same_chain() {
     handle.advance_clock(61_000).await.unwrap();
     ok(&handle, &keys.accounts[0], Call::TransferToma { recipient: people[2], amount: 7 }).await;
     let tx = last.unwrap().digest;
-    let cursor = handle.query_events(&EventFilter::All, None, Some(2), false).unwrap().next_cursor.unwrap();
+    let cursor =
+        handle.ledger().query_events(&EventFilter::All, None, Some(2), false).unwrap().next_cursor.unwrap();
     let before = seen(&handle, &people, cursor, &tx);
     assert_eq!(before.height, 5, "3 transfers, a clock block and a transfer");
     assert_eq!(before.epoch, 1);
@@ -70,10 +75,10 @@ async fn a_restart_recovers_the_same_chain() {
     assert_eq!(again.height, before.height + 1);
     assert!(again.timestamp_ms >= before.transaction.timestamp_ms, "time never goes back");
     assert_eq!(
-        handle.transaction(&again.digest).unwrap().unwrap().transaction.unwrap().nonce,
+        handle.ledger().transaction(&again.digest).unwrap().unwrap().transaction.unwrap().nonce,
         before.nonces[0]
     );
-    assert!(handle.with_state(|db| db.audit().holds()));
+    assert!(handle.ledger().with_state(|db| db.audit().holds()));
     stop(handle, task);
 }
 
@@ -99,7 +104,7 @@ fn check_apply_is_idempotent(handle: &ChainHandle) {
 async fn fresh_starts_a_new_chain_with_the_same_test_accounts() {
     let dir = tempfile::tempdir().unwrap();
     let (handle, task) = start(config(dir.path()));
-    let first = handle.chain_info().chain_id;
+    let first = handle.node().chain_info().chain_id;
     let account = keys(dir.path()).accounts[0].address();
     ok(&handle, &keys(dir.path()).accounts[0], Call::TransferToma { recipient: Address([1; 32]), amount: 1 })
         .await;
@@ -109,7 +114,7 @@ async fn fresh_starts_a_new_chain_with_the_same_test_accounts() {
     let mut fresh = config(dir.path());
     fresh.fresh = true;
     let (handle, task) = start(fresh);
-    let info = handle.chain_info();
+    let info = handle.node().chain_info();
     assert_ne!(info.chain_id, first);
     assert_eq!(info.height, 0);
     assert_eq!(handle.next_nonce(&account), 0);

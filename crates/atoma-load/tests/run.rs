@@ -75,7 +75,7 @@ async fn transfers_over_both_transports_with_every_kind_of_account() {
 
     // Every answered transaction is on the chain with its answer.
     for answered in &report.results {
-        let stored = node.chain.transaction(&answered.digest).expect("reads").expect("on the chain");
+        let stored = node.chain.ledger().transaction(&answered.digest).expect("reads").expect("on the chain");
         assert_eq!(stored.outcome.height, answered.block_height);
     }
     node.stop().await;
@@ -94,7 +94,7 @@ async fn the_mix_buys_settles_and_claims() {
         let counts = report.calls.get(call).copied().unwrap_or_default();
         assert!(counts.succeeded > 0, "no {call} succeeded: {}", report.table());
     }
-    assert!(node.chain.with_state(atoma_api::AuditView::new).holds);
+    assert!(node.chain.ledger().with_state(atoma_api::AuditView::new).holds);
     node.stop().await;
 }
 

@@ -319,7 +319,7 @@ async fn websocket_burst(addr: SocketAddr, attempts: usize, hold: Duration) -> B
 /// The largest mempool the ledger's metrics showed while `stop` was not set.
 async fn watch_mempool(chain: ChainHandle, stop: Arc<AtomicBool>, max: Arc<AtomicU64>) {
     while !stop.load(Ordering::Relaxed) {
-        max.fetch_max(chain.metrics().mempool_size, Ordering::Relaxed);
+        max.fetch_max(chain.ledger().metrics().snapshot().mempool_size, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
@@ -374,6 +374,7 @@ fn assert_on_chain(chain: &ChainHandle, reports: &[&Report]) -> u64 {
     for report in reports {
         for answered in &report.results {
             let stored = chain
+                .ledger()
                 .transaction(&answered.digest)
                 .expect("storage reads")
                 .unwrap_or_else(|| panic!("{} was answered but is not on the chain", answered.digest));
@@ -397,7 +398,7 @@ fn assert_on_chain(chain: &ChainHandle, reports: &[&Report]) -> u64 {
 fn assert_ring_conserved(chain: &ChainHandle, report: &Report) {
     let senders: BTreeSet<Address> = report.results.iter().map(|a| a.sender).collect();
     assert_eq!(senders.len(), report.concurrency, "every client sent");
-    let total: u64 = chain.with_state(|db| senders.iter().map(|a| db.balance(a)).sum());
+    let total: u64 = chain.ledger().with_state(|db| senders.iter().map(|a| db.balance(a)).sum());
     assert_eq!(total, FUNDING * report.concurrency as u64, "the ring's balances do not add up");
 }
 
@@ -412,7 +413,7 @@ async fn well_behaved_clients_are_served_while_others_misbehave() {
     let max_connections = rpc.max_connections as usize;
     let node = Node::start(chain_config.clone(), rpc).await;
     let (addr, url) = (node.addr(), node.server.url());
-    let chain_id = node.chain.chain_info().chain_id.0;
+    let chain_id = node.chain.node().chain_info().chain_id.0;
 
     // Warm up (threads, pools, the first blocks), then take the memory baseline.
     let mut warmup = well_behaved(&url, Transport::WebSocket, 2, 1, 4);
@@ -554,19 +555,19 @@ async fn well_behaved_clients_are_served_while_others_misbehave() {
     let checked = assert_on_chain(&node.chain, &refs);
     assert_ring_conserved(&node.chain, &reports[0]);
     assert_ring_conserved(&node.chain, &reports[1]);
-    assert!(node.chain.with_state(AuditView::new).holds, "the audit fails");
+    assert!(node.chain.ledger().with_state(AuditView::new).holds, "the audit fails");
     let client = Client::new(&url).expect("client");
     assert!(client.audit().await.expect("the server still answers").holds);
-    let height = node.chain.chain_info().height;
+    let height = node.chain.node().chain_info().height;
     node.stop().await;
     let mut reopen = chain_config;
     reopen.block_time_ms = None;
     let node = Node::start(reopen, loopback_rpc()).await;
-    assert!(node.chain.chain_info().height >= height, "the restarted chain lost blocks");
+    assert!(node.chain.node().chain_info().height >= height, "the restarted chain lost blocks");
     let replayed = node.chain.ledger().replay_from_genesis().expect("replays");
-    assert_eq!(replayed, node.chain.state_digest(), "a replay from genesis gives another state");
+    assert_eq!(replayed, node.chain.ledger().state_digest(), "a replay from genesis gives another state");
     assert_eq!(assert_on_chain(&node.chain, &refs), checked);
-    assert!(node.chain.with_state(AuditView::new).holds);
+    assert!(node.chain.ledger().with_state(AuditView::new).holds);
     println!("{checked} answered transactions found on the chain, before and after a restart");
     node.stop().await;
 }
@@ -684,7 +685,7 @@ async fn idle_websockets_do_not_lock_out_other_clients() {
 async fn pipelined_nonces_on_one_websocket_are_admitted_in_order() {
     let dir = tempfile::tempdir().expect("temp dir");
     let node = Node::start(ChainConfig::local(dir.path()), loopback_rpc()).await;
-    let chain_id = node.chain.chain_info().chain_id.0;
+    let chain_id = node.chain.node().chain_info().chain_id.0;
     let ws =
         jsonrpsee_ws_client::WsClientBuilder::default().build(node.server.ws_url()).await.expect("connects");
     let key = Keypair::test_account(0);
@@ -763,7 +764,7 @@ async fn time_controls_are_served_under_sustained_load() {
     let mut config = ChainConfig::local(dir.path());
     config.genesis.accounts = 64;
     let node = Node::start(config, loopback_rpc()).await;
-    let chain_id = node.chain.chain_info().chain_id.0;
+    let chain_id = node.chain.node().chain_info().chain_id.0;
     let stop = Arc::new(AtomicBool::new(false));
     let loader = {
         let (chain, stop) = (node.chain.clone(), Arc::clone(&stop));
@@ -803,7 +804,7 @@ async fn time_controls_are_served_under_sustained_load() {
     }
     stop.store(true, Ordering::Relaxed);
     let admitted = loader.await.expect("joins");
-    let largest = node.chain.metrics().mempool_size;
+    let largest = node.chain.ledger().metrics().snapshot().mempool_size;
     node.stop().await;
     println!(
         "{admitted} transfers admitted meanwhile; mempool at the end {largest}; advanceEpoch: {answers:?}"

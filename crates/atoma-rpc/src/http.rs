@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use atoma_ledger::{ChainHandle, MetricsSnapshot};
+use atoma_ledger::{MetricsSnapshot, Node};
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, StatusCode};
 use jsonrpsee::core::BoxError;
@@ -91,13 +91,13 @@ fn transactions_by_status(m: &MetricsSnapshot) -> String {
 /// Installs [`HealthAndMetrics`] in front of the JSON-RPC service.
 #[derive(Clone)]
 pub(crate) struct HealthAndMetricsLayer {
-    chain: ChainHandle,
+    node: Node,
     metrics: Arc<RpcMetrics>,
 }
 
 impl HealthAndMetricsLayer {
-    pub fn new(chain: ChainHandle, metrics: Arc<RpcMetrics>) -> Self {
-        HealthAndMetricsLayer { chain, metrics }
+    pub fn new(node: Node, metrics: Arc<RpcMetrics>) -> Self {
+        HealthAndMetricsLayer { node, metrics }
     }
 }
 
@@ -105,7 +105,7 @@ impl<S> Layer<S> for HealthAndMetricsLayer {
     type Service = HealthAndMetrics<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        HealthAndMetrics { inner, chain: self.chain.clone(), metrics: Arc::clone(&self.metrics) }
+        HealthAndMetrics { inner, node: self.node.clone(), metrics: Arc::clone(&self.metrics) }
     }
 }
 
@@ -113,7 +113,7 @@ impl<S> Layer<S> for HealthAndMetricsLayer {
 #[derive(Clone)]
 pub(crate) struct HealthAndMetrics<S> {
     inner: S,
-    chain: ChainHandle,
+    node: Node,
     metrics: Arc<RpcMetrics>,
 }
 
@@ -153,7 +153,7 @@ where
 
 impl<S> HealthAndMetrics<S> {
     fn health(&self) -> HttpResponse {
-        let info = self.chain.chain_info();
+        let info = self.node.chain_info();
         let view = HealthView {
             status: "ok".into(),
             chain_id: info.chain_id,
@@ -167,7 +167,7 @@ impl<S> HealthAndMetrics<S> {
     }
 
     fn metrics(&self) -> HttpResponse {
-        let snapshot = self.chain.metrics();
+        let snapshot = self.node.ledger().metrics().snapshot();
         let body =
             snapshot.to_prometheus() + &transactions_by_status(&snapshot) + &self.metrics.to_prometheus();
         response(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body)

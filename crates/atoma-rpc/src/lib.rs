@@ -2,7 +2,8 @@
 //!
 //! - **Server**: [`serve`] answers JSON-RPC 2.0 over HTTP `POST` and WebSocket on one port
 //!   (default `127.0.0.1:9000`), plus plain `GET /health` and Prometheus `GET /metrics`. It is a
-//!   thin shell over [`atoma_ledger::ChainHandle`]: it reads parameters, calls the chain, and
+//!   thin shell over an [`atoma_ledger::Node`] — the node's ledger for every read, its
+//!   [`atoma_ledger::Orderer`] for submissions, whoever orders: it reads parameters, calls them, and
 //!   turns the answers into `atoma-api` JSON. It holds no state of its own beyond two gauges.
 //! - **Client**: [`Client`] has one typed async method per RPC method, a
 //!   [`Client::sign_and_execute`] helper, and [`Client::subscribe_events`] for live events. It

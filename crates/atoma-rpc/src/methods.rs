@@ -11,7 +11,7 @@ use atoma_api::{
     TaskView, TicketView,
 };
 use atoma_contract::{Address, Call, ContractError, NodeSmallId, StackSmallId, TaskSmallId};
-use atoma_ledger::{ChainInfo, LedgerError};
+use atoma_ledger::{ChainInfo, LedgerError, LocalNetwork};
 use atoma_types::events::effective_limit;
 use atoma_types::tx::MAX_TRANSACTION_SIZE;
 use atoma_types::{Block, BlockHeader, Digest, EventId, EventRecord, SignedTransaction, TxOutcome, TxStatus};
@@ -38,12 +38,12 @@ pub(crate) fn module(context: Context) -> Result<RpcModule<Context>, RegisterMet
     let reads: [(&'static str, &'static [&'static str], Handler); 17] = [
         ("atoma_dryRunTransaction", &["txBytes", "signature"], dry_run),
         ("atoma_getTransaction", &["digest"], get_transaction),
-        ("atoma_getChainInfo", &[], |c, _| to_json(&chain_info(&c.chain.chain_info()))),
-        ("atoma_getLatestBlock", &[], |c, _| to_json(&block_view(&c.chain.latest_block()?))),
+        ("atoma_getChainInfo", &[], |c, _| to_json(&chain_info(&c.node.chain_info()))),
+        ("atoma_getLatestBlock", &[], |c, _| to_json(&block_view(&c.node.ledger().latest_block()?))),
         ("atoma_getBlock", &["height"], get_block),
         ("atoma_getBalance", &["address"], get_balance),
         ("atoma_getNonce", &["address"], get_nonce),
-        ("atoma_getDb", &[], |c, _| to_json(&c.chain.with_state(DbView::new))),
+        ("atoma_getDb", &[], |c, _| to_json(&c.node.ledger().with_state(DbView::new))),
         ("atoma_getNode", &["node"], get_node),
         ("atoma_getTask", &["task"], get_task),
         ("atoma_listTasks", &["cursor", "limit"], list_tasks),
@@ -51,7 +51,7 @@ pub(crate) fn module(context: Context) -> Result<RpcModule<Context>, RegisterMet
         ("atoma_getSettlementTicket", &["stack"], get_settlement_ticket),
         ("atoma_getModel", &["name"], get_model),
         ("atoma_getOwnedBadges", &["owner"], get_owned_badges),
-        ("atoma_audit", &[], |c, _| to_json(&c.chain.with_state(AuditView::new))),
+        ("atoma_audit", &[], |c, _| to_json(&c.node.ledger().with_state(AuditView::new))),
         ("atoma_queryEvents", &["filter", "cursor", "limit", "descending"], query_events),
     ];
     for (name, params, handler) in reads {
@@ -68,11 +68,11 @@ pub(crate) fn module(context: Context) -> Result<RpcModule<Context>, RegisterMet
 fn register_async(m: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
     m.register_async_method("atoma_executeTransaction", |p, c, _| async move {
         let signed = signed_transaction(&Args::parse(&p, &["txBytes", "signature"])?)?;
-        let outcome = c.chain.submit(signed).await?;
+        let outcome = c.node.orderer().submit(signed).await?;
         to_json(&transaction_result(&c, &outcome, None))
     })?;
     m.register_async_method("atoma_faucet", |p, c, _| async move {
-        local_only(&c)?;
+        let local = local_network(&c)?;
         let args = Args::parse(&p, &["address", "amount"])?;
         let recipient: Address = args.required(0)?;
         let amount = args.optional::<u64>(1)?.unwrap_or(c.config.faucet_default_amount);
@@ -82,29 +82,30 @@ fn register_async(m: &mut RpcModule<Context>) -> Result<(), RegisterMethodError>
                 c.config.faucet_max_amount
             )));
         }
-        let outcome = c.chain.faucet(recipient, amount).await?;
+        let outcome = local.faucet(recipient, amount).await?;
         to_json(&transaction_result(&c, &outcome, None))
     })?;
     m.register_async_method("atoma_advanceEpoch", |p, c, _| async move {
-        local_only(&c)?;
+        let local = local_network(&c)?;
         Args::parse(&p, &[])?;
-        to_json(&header_view(&c.chain.advance_epoch().await?))
+        to_json(&header_view(&local.advance_epoch().await?))
     })?;
     m.register_async_method("atoma_advanceClock", |p, c, _| async move {
-        local_only(&c)?;
+        let local = local_network(&c)?;
         let ms: u64 = Args::parse(&p, &["ms"])?.required(0)?;
         if ms > MAX_ADVANCE_CLOCK_MS {
             return Err(RpcError::invalid_params(format!(
                 "invalid parameter `ms`: expected at most {MAX_ADVANCE_CLOCK_MS} (365 days)"
             )));
         }
-        to_json(&header_view(&c.chain.advance_clock(ms).await?))
+        to_json(&header_view(&local.advance_clock(ms).await?))
     })?;
     Ok(())
 }
 
-fn local_only(c: &Context) -> Result<(), RpcError> {
-    if c.chain.is_local_network() { Ok(()) } else { Err(LedgerError::ENotLocalNetwork.into()) }
+/// The faucet and time controls, or `ENotLocalNetwork`.
+fn local_network(c: &Context) -> Result<&dyn LocalNetwork, RpcError> {
+    c.node.orderer().local_network().ok_or_else(|| LedgerError::ENotLocalNetwork.into())
 }
 
 fn to_json(value: &impl Serialize) -> Result<Value, RpcError> {
@@ -172,7 +173,7 @@ fn transaction_result(
 fn dry_run(c: &Context, args: &Args) -> Result<Value, RpcError> {
     let signed = signed_transaction(args)?;
     let sender = signed.decode_transaction()?.sender;
-    let outcome = c.chain.dry_run(signed)?;
+    let outcome = c.node.ledger().dry_run(signed)?;
     let (status, error) = status_parts(&outcome.status);
     let events = (0u64..)
         .zip(&outcome.events)
@@ -192,7 +193,7 @@ fn dry_run(c: &Context, args: &Args) -> Result<Value, RpcError> {
 
 fn get_transaction(c: &Context, args: &Args) -> Result<Value, RpcError> {
     let digest: Digest = args.required(0)?;
-    let found = c.chain.transaction(&digest)?;
+    let found = c.node.ledger().transaction(&digest)?;
     let response = found.ok_or_else(|| RpcError::not_found_rpc(RpcErrorName::ETransactionNotFound))?;
     let data = response.signed.zip(response.transaction).map(|(signed, tx)| TransactionData {
         tx_bytes: signed.tx_bytes,
@@ -256,30 +257,33 @@ fn block_view(block: &Block) -> BlockView {
 
 fn get_block(c: &Context, args: &Args) -> Result<Value, RpcError> {
     let height: u64 = args.required(0)?;
-    let block =
-        c.chain.block(height)?.ok_or_else(|| RpcError::not_found_rpc(RpcErrorName::EBlockNotFound))?;
+    let block = c
+        .node
+        .ledger()
+        .block(height)?
+        .ok_or_else(|| RpcError::not_found_rpc(RpcErrorName::EBlockNotFound))?;
     to_json(&block_view(&block))
 }
 
 fn get_balance(c: &Context, args: &Args) -> Result<Value, RpcError> {
     let address: Address = args.required(0)?;
-    to_json(&BalanceView { address, balance: c.chain.with_state(|db| db.balance(&address)) })
+    to_json(&BalanceView { address, balance: c.node.ledger().with_state(|db| db.balance(&address)) })
 }
 
 fn get_nonce(c: &Context, args: &Args) -> Result<Value, RpcError> {
     let address: Address = args.required(0)?;
-    to_json(&NonceView { address, nonce: c.chain.next_nonce(&address) })
+    to_json(&NonceView { address, nonce: c.node.orderer().next_nonce(&address) })
 }
 
 fn get_node(c: &Context, args: &Args) -> Result<Value, RpcError> {
     let id: NodeSmallId = args.required(0)?;
-    let view = c.chain.ledger().with_chain_state(|s| NodeView::find(&s.db, id, s.ledger.epoch));
+    let view = c.node.ledger().with_chain_state(|s| NodeView::find(&s.db, id, s.ledger.epoch));
     to_json(&view.ok_or_else(|| RpcError::not_found(ContractError::ENodeNotFound))?)
 }
 
 fn get_task(c: &Context, args: &Args) -> Result<Value, RpcError> {
     let id: TaskSmallId = args.required(0)?;
-    let view = c.chain.with_state(|db| TaskView::find(db, id));
+    let view = c.node.ledger().with_state(|db| TaskView::find(db, id));
     to_json(&view.ok_or_else(|| RpcError::not_found(ContractError::ETaskNotFound))?)
 }
 
@@ -292,7 +296,7 @@ fn list_tasks(c: &Context, args: &Args) -> Result<Value, RpcError> {
         Some(id) => id.0.checked_add(1),
     };
     let mut data: Vec<TaskView> = match from {
-        Some(from) => c.chain.with_state(|db| {
+        Some(from) => c.node.ledger().with_state(|db| {
             db.tasks_from(TaskSmallId(from))
                 .take(limit.saturating_add(1))
                 .map(|t| TaskView::new(db, t))
@@ -308,13 +312,13 @@ fn list_tasks(c: &Context, args: &Args) -> Result<Value, RpcError> {
 
 fn get_stack(c: &Context, args: &Args) -> Result<Value, RpcError> {
     let id: StackSmallId = args.required(0)?;
-    let view = c.chain.with_state(|db| StackLookup::find(db, id));
+    let view = c.node.ledger().with_state(|db| StackLookup::find(db, id));
     to_json(&view.ok_or_else(|| RpcError::not_found(ContractError::EStackNotFound))?)
 }
 
 fn get_settlement_ticket(c: &Context, args: &Args) -> Result<Value, RpcError> {
     let id: StackSmallId = args.required(0)?;
-    let found = c.chain.with_state(|db| TicketView::find(db, id).ok_or(db.stack(id).is_some()));
+    let found = c.node.ledger().with_state(|db| TicketView::find(db, id).ok_or(db.stack(id).is_some()));
     match found {
         Ok(view) => to_json(&view),
         Err(true) => Err(RpcError::not_found(ContractError::ENoSettlementTicket)),
@@ -324,13 +328,13 @@ fn get_settlement_ticket(c: &Context, args: &Args) -> Result<Value, RpcError> {
 
 fn get_model(c: &Context, args: &Args) -> Result<Value, RpcError> {
     let name: String = args.required(0)?;
-    let view = c.chain.with_state(|db| ModelView::find(db, &name));
+    let view = c.node.ledger().with_state(|db| ModelView::find(db, &name));
     to_json(&view.ok_or_else(|| RpcError::not_found(ContractError::EModelNotFound))?)
 }
 
 fn get_owned_badges(c: &Context, args: &Args) -> Result<Value, RpcError> {
     let owner: Address = args.required(0)?;
-    to_json(&c.chain.with_state(|db| BadgeView::owned_by(db, &owner)))
+    to_json(&c.node.ledger().with_state(|db| BadgeView::owned_by(db, &owner)))
 }
 
 fn query_events(c: &Context, args: &Args) -> Result<Value, RpcError> {
@@ -338,7 +342,7 @@ fn query_events(c: &Context, args: &Args) -> Result<Value, RpcError> {
     let cursor: Option<EventId> = args.optional(1)?;
     let limit = args.optional::<u64>(2)?.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
     let descending = args.optional::<bool>(3)?.unwrap_or(false);
-    let page = c.chain.query_events(&filter, cursor, limit, descending)?;
+    let page = c.node.ledger().query_events(&filter, cursor, limit, descending)?;
     to_json(&EventPage {
         data: page.data.iter().map(|r| envelope(c, r)).collect(),
         next_cursor: page.next_cursor.map(|id| EventIdJson::new(&id.tx_digest.0, id.event_seq)),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atoma_contract::{ObjectId, TOMA};
-use atoma_ledger::ChainHandle;
+use atoma_ledger::Node;
 use jsonrpsee::server::{BatchRequestConfig, PingConfig, Server, ServerConfig, ServerHandle};
 
 use crate::body::CompleteBodiesLayer;
@@ -141,7 +141,8 @@ pub enum ServeError {
 
 /// What every method handler shares.
 pub(crate) struct Context {
-    pub chain: ChainHandle,
+    /// The node served: its ledger for reads, its orderer for submissions.
+    pub node: Node,
     /// Fixed at genesis; every event envelope names it.
     pub package_id: ObjectId,
     pub config: RpcConfig,
@@ -198,24 +199,26 @@ impl RpcServerHandle {
     }
 }
 
-/// Serves `chain` over JSON-RPC (HTTP and WebSocket on one port) plus `GET /health` and
-/// `GET /metrics`, until [`RpcServerHandle::stop`]. Must be called inside a tokio runtime; the
-/// server runs on it.
+/// Serves `node` over JSON-RPC (HTTP and WebSocket on one port) plus `GET /health` and
+/// `GET /metrics`, until [`RpcServerHandle::stop`]. A [`atoma_ledger::ChainHandle`] (a local
+/// network) converts into its [`Node`]; any other orderer comes as `Node::new(ledger, orderer)`.
+/// Must be called inside a tokio runtime; the server runs on it.
 ///
 /// # Errors
 /// [`ServeError::Bind`] when the address cannot be bound; [`ServeError::InvalidConfig`] for a
 /// zero limit or timeout, or a faucet default above its cap.
-pub async fn serve(chain: ChainHandle, config: RpcConfig) -> Result<RpcServerHandle, ServeError> {
+pub async fn serve(node: impl Into<Node>, config: RpcConfig) -> Result<RpcServerHandle, ServeError> {
+    let node = node.into();
     validate(&config)?;
     let bind_error = |source| ServeError::Bind { addr: config.listen_addr, source };
     let metrics = Arc::new(crate::http::RpcMetrics::default());
-    let package_id = chain.chain_info().package_id;
+    let package_id = node.chain_info().package_id;
     let context =
-        Context { chain: chain.clone(), package_id, config: config.clone(), metrics: Arc::clone(&metrics) };
+        Context { node: node.clone(), package_id, config: config.clone(), metrics: Arc::clone(&metrics) };
     let module = methods::module(context).map_err(|e| ServeError::Register(e.to_string()))?;
     // Outermost first: `/health` and `/metrics` need no body; bodies are read whole before
     // jsonrpsee takes a connection slot for the request.
-    let http = tower::ServiceBuilder::new().layer(HealthAndMetricsLayer::new(chain, metrics)).layer(
+    let http = tower::ServiceBuilder::new().layer(HealthAndMetricsLayer::new(node, metrics)).layer(
         CompleteBodiesLayer::new(
             config.request_body_timeout,
             config.max_request_body_bytes,

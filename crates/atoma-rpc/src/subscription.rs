@@ -58,7 +58,7 @@ async fn subscribe(
     };
     // Subscribe first, then note the newest event: anything after it is new, anything up to it
     // that the live feed repeats is dropped.
-    let live = c.chain.subscribe(filter.clone());
+    let live = c.node.ledger().subscribe(filter.clone());
     let last = match newest_event(&c) {
         Ok(last) => last,
         Err(e) => {
@@ -73,7 +73,7 @@ async fn subscribe(
 
 /// The position and id of the newest event in the log, if any.
 fn newest_event(c: &Context) -> Result<Option<Delivered>, atoma_ledger::ChainError> {
-    let page = c.chain.query_events(&EventFilter::All, None, Some(1), true)?;
+    let page = c.node.ledger().query_events(&EventFilter::All, None, Some(1), true)?;
     Ok(page.data.first().map(Delivered::of))
 }
 
@@ -163,7 +163,8 @@ impl Forwarder {
             let cursor = self.last.map(|l| l.id);
             let page = self
                 .c
-                .chain
+                .node
+                .ledger()
                 .query_events(&self.filter, cursor, Some(MAX_PAGE_LIMIT), false)
                 .map_err(|e| Stop::Failed(crate::error::told(e)))?;
             for record in &page.data {

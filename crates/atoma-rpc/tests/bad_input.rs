@@ -41,7 +41,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     let net = start(dir.path()).await;
     let addr = net.addr();
     let chain_id = net.client.get_chain_info().await.expect("info").chain_id;
-    let digest = net.chain.state_digest();
+    let digest = net.chain.ledger().state_digest();
     let user = user();
     let user_address = json!(user.address().to_string());
 
@@ -162,24 +162,24 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         "EMalformedTransaction",
         Some("EMalformedTransaction"),
     );
-    assert_eq!(net.chain.state_digest(), digest, "refused transactions changed the state");
+    assert_eq!(net.chain.ledger().state_digest(), digest, "refused transactions changed the state");
 
     // A good transaction, then its replay.
     let good = user.sign_call(chain_id.0, 0, transfer);
     let answer = rpc(addr, "atoma_executeTransaction", tx_params(&good)).await;
     assert_eq!(answer["result"]["status"], json!("success"), "{answer}");
-    let after_good = net.chain.state_digest();
+    let after_good = net.chain.ledger().state_digest();
     assert_ne!(after_good, digest);
     let replay = rpc(addr, "atoma_executeTransaction", tx_params(&good)).await;
     assert_error(&replay, codes::TRANSACTION_REJECTED, "ENonceUsed", Some("ENonceUsed"));
     assert_eq!(replay["error"]["data"]["code"], json!(312_013_002));
-    assert_eq!(net.chain.state_digest(), after_good, "the replay changed the state");
+    assert_eq!(net.chain.ledger().state_digest(), after_good, "the replay changed the state");
 
     // The server still answers, over HTTP and through the client.
     let info = rpc(addr, "atoma_getChainInfo", json!([])).await;
     assert_eq!(info["result"]["chainId"], json!(chain_id.to_string()), "{info}");
     assert_eq!(net.client.get_nonce(&user.address()).await.expect("nonce"), 1);
-    let metrics = net.chain.metrics();
+    let metrics = net.chain.ledger().metrics().snapshot();
     assert!(metrics.transactions_rejected >= 6, "{metrics:?}");
     net.stop().await;
 }
@@ -193,7 +193,7 @@ async fn health_and_metrics_answer_plain_http() {
     assert_eq!(status, 200, "{body}");
     let health: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(health["status"], json!("ok"));
-    assert_eq!(health["chainId"], json!(net.chain.chain_info().chain_id.to_string()));
+    assert_eq!(health["chainId"], json!(net.chain.node().chain_info().chain_id.to_string()));
     assert_eq!(health["height"], json!("1"));
     let (status, body) = http(net.addr(), "GET", "/metrics", b"").await;
     assert_eq!(status, 200, "{body}");
@@ -244,7 +244,7 @@ async fn a_full_mempool_is_busy_and_retryable() {
     config.block_time_ms = Some(60_000);
     config.mempool_capacity = 1;
     let net = start_with(config).await;
-    let chain_id = net.chain.chain_info().chain_id.0;
+    let chain_id = net.chain.node().chain_info().chain_id.0;
     let transfer = Call::TransferToma { recipient: user().address(), amount: 1 };
     let waiting = net.chain.enqueue(operator().sign_call(chain_id, 0, transfer.clone())).expect("admitted");
     let refused = net.client.execute_transaction(&user().sign_call(chain_id, 0, transfer)).await.unwrap_err();

@@ -351,7 +351,7 @@ fn arbitrary_params_to_every_method_get_a_json_rpc_answer() {
     let dir = tempfile::tempdir().unwrap();
     let net = rt.block_on(start(dir.path()));
     rt.block_on(run_lifecycle(&net));
-    let chain_id = net.chain.chain_info().chain_id;
+    let chain_id = net.chain.node().chain_info().chain_id;
     let keys = vec![net.admin.clone(), operator(), user()];
     let mut known: Vec<String> = keys.iter().map(|k| k.address().to_string()).collect();
     known.push(Address([0; 32]).to_string());

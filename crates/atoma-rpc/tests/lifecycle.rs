@@ -121,7 +121,7 @@ async fn a_whole_lifecycle_through_the_client_and_every_query() {
     assert!(after.data.is_empty() && after.next_cursor == Some(3) && !after.has_next_page);
 
     // Dry runs change nothing and need no nonce.
-    let digest_before = net.chain.state_digest();
+    let digest_before = net.chain.ledger().state_digest();
     let nonce = c.get_nonce(&user().address()).await.expect("nonce");
     let transfer = Call::TransferToma { recipient: operator().address(), amount: 5 };
     let dry = c
@@ -134,7 +134,7 @@ async fn a_whole_lifecycle_through_the_client_and_every_query() {
     let dry =
         c.dry_run_transaction(&user().sign_call(info.chain_id.0, nonce, too_much)).await.expect("dry run");
     assert_eq!(dry.error.map(|e| e.name), Some("EInsufficientBalance".into()));
-    assert_eq!(net.chain.state_digest(), digest_before);
+    assert_eq!(net.chain.ledger().state_digest(), digest_before);
     assert_eq!(c.get_nonce(&user().address()).await.expect("nonce"), nonce);
 
     // Local network controls.

@@ -24,7 +24,7 @@ async fn a_restart_keeps_balances_events_and_cursors() {
     let after_cursor = c.query_events(&EventFilter::All, Some(&cursor), Some(3), false).await.expect("page");
     let before_cursor = c.query_events(&EventFilter::All, Some(&cursor), Some(3), true).await.expect("page");
     let nonce = c.get_nonce(&user().address()).await.expect("nonce");
-    let digest = net.chain.state_digest();
+    let digest = net.chain.ledger().state_digest();
     let old_addr = net.addr();
     net.stop().await;
 
@@ -35,7 +35,7 @@ async fn a_restart_keeps_balances_events_and_cursors() {
         (again.chain_id, again.height, again.latest_block_digest),
         (info.chain_id, info.height, info.latest_block_digest)
     );
-    assert_eq!(net.chain.state_digest(), digest);
+    assert_eq!(net.chain.ledger().state_digest(), digest);
     let balances_again = (
         c.get_balance(&user().address()).await.expect("balance"),
         c.get_balance(&operator().address()).await.expect("balance"),

@@ -269,7 +269,7 @@ async fn websockets_that_answer_pings_stay_open() {
     rpc.ws_idle_timeout = Duration::from_millis(300);
     // Each transaction waits up to 2 s for its block: many idle timeouts.
     let (net, _dir) = start(rpc, Some(2_000)).await;
-    let chain_id = net.chain.chain_info().chain_id.0;
+    let chain_id = net.chain.node().chain_info().chain_id.0;
 
     // jsonrpsee's client answers pings: a subscription, and a connection for calls.
     let mut events = net.client.subscribe_events(&EventFilter::All).await.expect("subscribes");
@@ -293,7 +293,7 @@ async fn websockets_that_answer_pings_stay_open() {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let info: Value =
         ws.request("atoma_getChainInfo", jsonrpsee::rpc_params![]).await.expect("the same connection serves");
-    assert_eq!(info["chainId"], json!(net.chain.chain_info().chain_id.to_string()), "{info}");
+    assert_eq!(info["chainId"], json!(net.chain.node().chain_info().chain_id.to_string()), "{info}");
     assert!(ws.is_connected());
     events.unsubscribe().await.expect("unsubscribes");
     net.stop().await;

@@ -189,7 +189,7 @@ impl Simulation {
             }
             let actor = &self.cast.actors[plan.actor];
             let applied = ledger!(self).next_nonce(&actor.address);
-            let nonce = self.sequencer.expected_nonce(&actor.address, applied);
+            let nonce = self.sequencer.mempool.expected_nonce(&actor.address, applied);
             let signed = actor.key.sign_call(self.chain_id, nonce, plan.call.clone());
             if let Err(e) = self.admit(&signed.to_bytes()) {
                 return Err(self.failure(format!("a valid transaction was refused: {e} ({:?})", plan.call)));
@@ -203,7 +203,7 @@ impl Simulation {
         self.now_ms += self.tick();
         let forced_epoch = self.rng.chance(30);
         if forced_epoch {
-            self.sequencer.force_next_epoch();
+            self.sequencer.proposer.force_next_epoch();
         }
         let block = self.sequencer.propose_verified(tip, self.now_ms);
         if block.transactions().iter().map(|t| t.signed()).ne(pending.iter()) {
@@ -234,7 +234,7 @@ impl Simulation {
     fn submit_bad(&mut self, pending: &[SignedTransaction]) -> Result<(), Failure> {
         let adversary = self.cast.actors[self.cast.adversary()].clone();
         let applied = ledger!(self).next_nonce(&adversary.address);
-        let next_nonce = self.sequencer.expected_nonce(&adversary.address, applied);
+        let next_nonce = self.sequencer.mempool.expected_nonce(&adversary.address, applied);
         let faults = TxFaults {
             chain_id: self.chain_id,
             key: &adversary.key,
@@ -243,7 +243,7 @@ impl Simulation {
             pending,
         };
         let bad = faults.draw(&mut self.rng);
-        let mempool = self.sequencer.mempool_len();
+        let mempool = self.sequencer.mempool.queue_len();
         let outcome = self.admit(&bad.bytes);
         self.auditor.checks += 1;
         match outcome {
@@ -253,9 +253,9 @@ impl Simulation {
                     .failure(format!("{} must be refused with {}, got {other:?}", bad.kind, bad.expected)));
             }
         }
-        let after = self.sequencer.expected_nonce(&adversary.address, applied);
+        let after = self.sequencer.mempool.expected_nonce(&adversary.address, applied);
         self.auditor.checks += 1;
-        if self.sequencer.mempool_len() != mempool || after != next_nonce {
+        if self.sequencer.mempool.queue_len() != mempool || after != next_nonce {
             return Err(self.failure(format!("the refused {} changed the mempool or a nonce", bad.kind)));
         }
         *self.report.rejected.entry(bad.kind).or_default() += 1;
@@ -269,7 +269,7 @@ impl Simulation {
         let adversary = &self.cast.actors[self.cast.adversary()];
         let tip = ledger.tip();
         let next_nonce =
-            self.sequencer.expected_nonce(&adversary.address, ledger.next_nonce(&adversary.address));
+            self.sequencer.mempool.expected_nonce(&adversary.address, ledger.next_nonce(&adversary.address));
         let faults = BlockFaults { block, ledger, tip, key: &adversary.key, next_nonce };
         let variants = faults.draw(&mut self.rng);
         if variants.is_empty() {

@@ -48,7 +48,7 @@ pub fn stop(handle: ChainHandle, task: ChainTask) {
 }
 
 pub fn chain_id(handle: &ChainHandle) -> [u8; 32] {
-    handle.chain_info().chain_id.0
+    handle.node().chain_info().chain_id.0
 }
 
 /// Signs `call` from `key` with its next nonce and waits for the block.
@@ -65,7 +65,7 @@ pub async fn ok(handle: &ChainHandle, key: &Keypair, call: Call) -> TxOutcome {
 }
 
 pub fn manager_badge(handle: &ChainHandle, admin: &Address) -> ObjectId {
-    handle.with_state(|db| {
+    handle.ledger().with_state(|db| {
         db.owned_badges(admin)
             .into_iter()
             .find(|(_, b)| b.kind == BadgeKind::Manager)
