@@ -774,6 +774,10 @@ fn result_of(outcome: &TxOutcome, package_id: ObjectId) -> TransactionResult {
     let (status, error) = match outcome.status {
         TxStatus::Success => (ExecutionStatus::Success, None),
         TxStatus::Failure(e) => (ExecutionStatus::Failure, Some(ErrorView::from(e))),
+        TxStatus::Skipped(r) => (
+            ExecutionStatus::Failure,
+            Some(ErrorView { name: r.name().into(), code: r.code(), message: r.message().into() }),
+        ),
     };
     let envelope = |r: &EventRecord| {
         EventEnvelope::new(package_id, r.id.tx_digest.0, r.id.event_seq, r.sender, r.timestamp_ms, &r.event)

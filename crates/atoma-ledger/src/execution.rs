@@ -5,10 +5,12 @@
 //! state — every transaction decodes, names this chain, is signed by its sender (signatures in
 //! batches, on every core) and is the one the header names — so it runs before the state is
 //! locked, and can run ahead of the block before it. [`check_follows`] needs the tip: the block
-//! extends it, its timestamp and epoch follow the rules, and every transaction uses its sender's
-//! next nonce. [`validate_block`] does both. [`execute_block`] then cannot fail: each transaction runs in the contract, and whatever the
-//! contract answers, the transaction consumes its nonce (like Sui and Ethereum: an executed
-//! transaction that aborts is still on the chain, so its nonce cannot be replayed).
+//! extends it, and its timestamp and epoch follow the rules. [`validate_block`] does both.
+//! [`execute_block`] then cannot fail: each transaction that uses its sender's next nonce runs
+//! in the contract, and whatever the contract answers, it consumes that nonce (like Sui and
+//! Ethereum: an executed transaction that aborts is still on the chain, so its nonce cannot be
+//! replayed); one whose nonce does not follow is skipped, changing nothing — a block finalized
+//! before execution must apply whatever it holds.
 //!
 //! Nothing here does I/O, reads a clock or knows who ordered the block.
 
@@ -23,7 +25,7 @@ use crate::error::LedgerError;
 use crate::events::{EventId, EventRecord};
 use crate::state::{ChainParams, ChainState, LedgerState};
 use crate::tx::VerifiedTransaction;
-use atoma_types::{TxOutcome, TxStatus};
+use atoma_types::{SkipReason, TxOutcome, TxStatus};
 
 /// Everything applying one block produced.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -168,8 +170,9 @@ pub fn validate_block(
     Ok(verified.transactions)
 }
 
-/// The checks of a verified block that need the state: height, parent, time and epoch against
-/// the tip, and each transaction using its sender's next nonce.
+/// The checks of a verified block that need the tip: height, parent, time and epoch. A
+/// transaction whose nonce does not follow its sender's is no reason to refuse the block: the
+/// block is applied and that transaction skipped ([`execute_block`]).
 ///
 /// # Errors
 /// `EInvalidBlock` naming the first problem found; nothing changes.
@@ -178,19 +181,7 @@ pub fn check_follows(
     block: &VerifiedBlock,
     params: &ChainParams,
 ) -> Result<(), LedgerError> {
-    check_header(&state.ledger, &block.header, params)?;
-    let mut nonces: BTreeMap<Address, u64> = BTreeMap::new();
-    for (index, tx) in block.transactions.iter().enumerate() {
-        let expected =
-            nonces.get(&tx.sender()).copied().unwrap_or_else(|| state.ledger.next_nonce(&tx.sender()));
-        if tx.nonce() != expected {
-            return Err(tx_invalid(index, &format!("nonce {} but the next is {expected}", tx.nonce())));
-        }
-        let next =
-            expected.checked_add(1).ok_or_else(|| tx_invalid(index, &"the sender's nonces are exhausted"))?;
-        nonces.insert(tx.sender(), next);
-    }
-    Ok(())
+    check_header(&state.ledger, &block.header, params)
 }
 
 fn invalid(reason: &str) -> LedgerError {
@@ -221,24 +212,56 @@ fn check_header(tip: &LedgerState, header: &BlockHeader, params: &ChainParams) -
     Ok(())
 }
 
-/// Executes a block that passed [`check_follows`] for this state: runs every transaction,
-/// consumes nonces, moves the tip.
+/// Executes a block that passed [`check_follows`] for this state: runs every transaction that
+/// uses its sender's next nonce, consumes those nonces, moves the tip.
 ///
-/// Returns each transaction's outcome and the senders' new nonces. The combined state digest is
-/// left to the caller, which also needs the contract's bytes for snapshots.
+/// A transaction whose nonce is not its sender's next one (already used, or ahead) is not
+/// executed: its outcome is [`TxStatus::Skipped`] and nothing changes for it, not even the
+/// nonce. Whatever the block holds, it applies: a block finalized by consensus before anyone
+/// executed it must never halt the chain.
+///
+/// Returns each transaction's outcome and the new nonces of the senders that executed one. The
+/// combined state digest is left to the caller, which also needs the contract's bytes for
+/// snapshots.
 pub fn execute_block(state: &mut ChainState, block: &VerifiedBlock) -> (Vec<TxOutcome>, Vec<(Address, u64)>) {
     let header = &block.header;
     let mut outcomes = Vec::with_capacity(block.transactions.len());
     let mut touched = BTreeMap::new();
     for (index, tx) in (0u64..).zip(&block.transactions) {
+        let expected = state.ledger.next_nonce(&tx.sender());
+        // A sender whose next nonce is u64::MAX has none left: executing it would leave the next
+        // nonce at MAX, and the same transaction could run again.
+        let skip = match tx.nonce().cmp(&expected) {
+            std::cmp::Ordering::Less => Some(SkipReason::NonceUsed),
+            std::cmp::Ordering::Greater => Some(SkipReason::NonceFuture),
+            std::cmp::Ordering::Equal if expected == u64::MAX => Some(SkipReason::NonceUsed),
+            std::cmp::Ordering::Equal => None,
+        };
+        if let Some(reason) = skip {
+            outcomes.push(skipped(header, index, tx, reason));
+            continue;
+        }
         outcomes.push(execute_transaction(state, header, index, tx));
         let nonce = state.ledger.nonces.entry(tx.sender()).or_insert(0);
-        // check_follows proved the increment fits.
         *nonce = nonce.saturating_add(1);
         touched.insert(tx.sender(), *nonce);
     }
     state.ledger.advance_to(header, header.digest());
     (outcomes, touched.into_iter().collect())
+}
+
+/// The outcome of a transaction the block holds but the ledger did not execute.
+fn skipped(header: &BlockHeader, index: u64, tx: &VerifiedTransaction, reason: SkipReason) -> TxOutcome {
+    TxOutcome {
+        digest: tx.digest(),
+        sender: tx.sender(),
+        height: header.height,
+        index,
+        epoch: header.epoch,
+        timestamp_ms: header.timestamp_ms,
+        status: TxStatus::Skipped(reason),
+        events: Vec::new(),
+    }
 }
 
 fn execute_transaction(

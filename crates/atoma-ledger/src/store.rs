@@ -7,12 +7,12 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `meta` | `"format_version"`, `"genesis"`, `"indexed_height"`, `"object_index_len"`, `"rebuild_indexes"` | `u32` LE; sealed BCS [`GenesisConfig`]; sealed `u64` LE; sealed `u64` LE; sealed reason |
+//! | `meta` | `"format_version"`, `"genesis"`, `"indexed_height"`, `"object_index_len"`, `"skipped_transactions"`, `"rebuild_indexes"` | `u32` LE; sealed BCS [`GenesisConfig`]; sealed `u64` LE; sealed `u64` LE; sealed `u64` LE; sealed reason |
 //! | `blocks` | height `u64` | sealed BCS [`BlockHeader`] |
 //! | `block_heights` | block digest | height |
 //! | `state_digests` | height | sealed combined state digest after the block (snapshot heights only) |
 //! | `transactions` | position `height‖index` (16 bytes) | sealed BCS `TxRecord`: signed transaction, block, index, status, event count |
-//! | `tx_positions` | tx digest | position `height‖index` |
+//! | `tx_positions` | tx digest | position `height‖index` (executed transactions only: a skipped one is found through its block) |
 //! | `events` | position `height‖tx_index‖event_seq` (24 bytes) | sealed BCS [`EventRecord`] |
 //! | `events_by_type` | `name‖0x00‖position` | `()` |
 //! | `events_by_sender` | `address‖position` | `()` |
@@ -47,7 +47,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use atoma_contract::{Address, AtomaDb, ContractError};
+use atoma_contract::{Address, AtomaDb};
 use redb::{
     Builder, Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, TableDefinition, TableHandle, WriteTransaction,
@@ -97,6 +97,9 @@ const META_OBJECT_LEN: &str = "object_index_len";
 /// Present when a read found an index entry that does not lead where it should: the next open
 /// rebuilds the indexes. Holds what was found.
 const META_REBUILD: &str = "rebuild_indexes";
+/// Records of skipped transactions (docs/LEDGER.md §3), which `tx_positions` does not index:
+/// nothing else says how many of the records it should leave out. Absent means none.
+const META_SKIPPED: &str = "skipped_transactions";
 
 fn pos_key((height, tx_index, event_seq): (u64, u64, u64)) -> PosKey {
     let mut key = [0u8; 24];
@@ -135,8 +138,9 @@ pub(crate) struct TxRecord {
     pub index: u64,
     pub epoch: u64,
     pub timestamp_ms: u64,
-    /// The contract error's number; `None` on success. Stored as a number, not as the enum,
-    /// so that adding contract errors never changes what is on disk.
+    /// The number of the contract's error, or of the ledger's for a skipped transaction
+    /// (`ENonceUsed`, `ENonceFuture`); `None` on success. Stored as a number, not as the enum,
+    /// so that adding errors never changes what is on disk.
     pub error_code: Option<u64>,
     pub event_count: u64,
 }
@@ -164,7 +168,7 @@ impl<'a> TxRecordRef<'a> {
             index: outcome.index,
             epoch: outcome.epoch,
             timestamp_ms: outcome.timestamp_ms,
-            error_code: outcome.status.error().map(ContractError::code),
+            error_code: outcome.status.error_code(),
             event_count: outcome.events.len() as u64,
         }
     }
@@ -172,12 +176,14 @@ impl<'a> TxRecordRef<'a> {
 
 impl TxRecord {
     pub fn status(&self) -> Result<TxStatus, ChainError> {
-        let Some(code) = self.error_code else { return Ok(TxStatus::Success) };
-        ContractError::ALL
-            .iter()
-            .find(|e| e.code() == code)
-            .map(|e| TxStatus::Failure(*e))
-            .ok_or_else(|| ChainError::corrupt(format!("unknown contract error {code}")))
+        TxStatus::from_error_code(self.error_code)
+            .ok_or_else(|| ChainError::corrupt(format!("unknown error number {:?}", self.error_code)))
+    }
+
+    /// Whether the transaction was executed and so used its nonce; a skipped one did not, and
+    /// is not indexed by its digest.
+    pub fn was_executed(&self) -> bool {
+        self.error_code.is_none_or(|code| atoma_types::SkipReason::from_code(code).is_none())
     }
 }
 
@@ -226,7 +232,12 @@ pub(crate) fn block_entries<'a>(
 ) -> BlockEntries {
     let mut entries = BlockEntries::default();
     for outcome in outcomes {
-        entries.txs.push((outcome.digest.0, tx_pos(outcome.height, outcome.index)));
+        // A skipped transaction is not indexed by its digest: the same digest may be executed in
+        // another block (ordered twice, or with its nonce ahead first), and that is the one a
+        // lookup finds. Its record stays at its position in its block.
+        if outcome.status.was_executed() {
+            entries.txs.push((outcome.digest.0, tx_pos(outcome.height, outcome.index)));
+        }
         for event in &outcome.events {
             let pos = pos_key(event.position());
             entries.senders.push((event.sender.0, pos));
@@ -439,12 +450,13 @@ impl Store {
         let blocks = txn.open_table(BLOCKS)?.len()?;
         let events = txn.open_table(EVENTS)?.len()?;
         let records = txn.open_table(TRANSACTIONS)?.len()?;
+        let indexed_records = records.saturating_sub(read_meta_u64(&meta, META_SKIPPED)?.unwrap_or(0));
         let pairs = [
             (len(BLOCK_HEIGHTS.name(), txn.open_table(BLOCK_HEIGHTS)?.len()?), blocks),
             (len(EVENTS_BY_TYPE.name(), txn.open_table(EVENTS_BY_TYPE)?.len()?), events),
             (
                 len(TX_POSITIONS.name(), txn.open_table(TX_POSITIONS)?.len()? + unindexed.txs.len() as u64),
-                records,
+                indexed_records,
             ),
             (
                 len(EVENTS_BY_SENDER.name(), txn.open_table(EVENTS_BY_SENDER)?.len()? + held_senders as u64),
@@ -498,6 +510,7 @@ impl Store {
             txn.delete_table(table)?;
         }
         let mut all = Unindexed::default();
+        let mut skipped = 0u64;
         {
             let mut heights = txn.open_table(BLOCK_HEIGHTS)?;
             let mut by_type = txn.open_table(EVENTS_BY_TYPE)?;
@@ -511,6 +524,7 @@ impl Store {
                     )));
                 }
                 parent = Some(block.digest);
+                skipped += block.skipped;
                 heights.insert(&block.digest.0, height)?;
                 for key in &block.types {
                     by_type.insert(&key[..], ())?;
@@ -539,6 +553,7 @@ impl Store {
         let mut meta = txn.open_table(META)?;
         write_meta_u64(&mut meta, META_INDEXED, tip)?;
         write_meta_u64(&mut meta, META_OBJECT_LEN, objects)?;
+        write_meta_u64(&mut meta, META_SKIPPED, skipped)?;
         meta.remove(META_REBUILD)?;
         drop(meta);
         let mut held = self.unindexed_mut();
@@ -637,6 +652,11 @@ impl Store {
         let mut meta = txn.open_table(META)?;
         if let Some(genesis) = c.genesis {
             meta.insert(META_GENESIS, &seal(META.name(), META_GENESIS.as_bytes(), encode(genesis))[..])?;
+        }
+        let skipped = c.transactions.iter().filter(|(_, outcome)| !outcome.status.was_executed()).count();
+        if skipped > 0 {
+            let before = read_meta_u64(&meta, META_SKIPPED)?.unwrap_or(0);
+            write_meta_u64(&mut meta, META_SKIPPED, before.saturating_add(skipped as u64))?;
         }
         if flush {
             // Readers wait for this commit: they must see the batch in the tables or in memory.
@@ -933,8 +953,11 @@ struct StoredBlock {
     objects: Vec<(ObjectKey, PosKey)>,
     /// `events_by_type` keys.
     types: Vec<Vec<u8>>,
-    /// The sender of each signed transaction, in block order (each uses one nonce).
+    /// The sender of each executed transaction, in block order (each used one nonce; a skipped
+    /// one used none).
     signers: Vec<[u8; 32]>,
+    /// Skipped transactions' records, which `tx_positions` leaves out.
+    skipped: u64,
 }
 
 fn read_stored_block(txn: &ReadTransaction, height: u64) -> Result<StoredBlock, ChainError> {
@@ -948,9 +971,11 @@ fn read_stored_block(txn: &ReadTransaction, height: u64) -> Result<StoredBlock, 
         objects: Vec::new(),
         types: Vec::new(),
         signers: Vec::new(),
+        skipped: 0,
     };
     let records = txn.open_table(TRANSACTIONS)?;
     let mut expected_events = Vec::new();
+    let mut signed_records = 0usize;
     for (i, item) in records.range::<&TxPos>(&tx_pos(height, 0)..=&tx_pos(height, u64::MAX))?.enumerate() {
         let (key, bytes) = item?;
         let record = open_record(key.value(), bytes.value())?;
@@ -967,15 +992,23 @@ fn read_stored_block(txn: &ReadTransaction, height: u64) -> Result<StoredBlock, 
                 if signed.digest() != *named || record.index != i as u64 {
                     return Err(incomplete(&format!("record {i} is not the transaction its header names")));
                 }
-                block.signers.push(record.sender.0);
+                signed_records += 1;
                 *named
             }
         };
-        block.txs.push((digest.0, *key.value()));
+        if record.was_executed() {
+            if record.signed.is_some() {
+                block.signers.push(record.sender.0);
+            }
+            block.txs.push((digest.0, *key.value()));
+        } else {
+            block.skipped += 1;
+        }
         expected_events.push((record.index, record.event_count, record.sender.0));
     }
-    let signed = block.signers.len();
-    if signed != header.tx_digests.len() || block.txs.len() != signed + usize::from(height == 0) {
+    if signed_records != header.tx_digests.len()
+        || block.txs.len() != block.signers.len() + usize::from(height == 0)
+    {
         return Err(incomplete("transaction records are missing"));
     }
     let events = txn.open_table(EVENTS)?;
@@ -1153,7 +1186,7 @@ fn open_snapshot(height: u64, bytes: &[u8]) -> Result<Snapshot, ChainError> {
 }
 
 fn read_meta_u64(
-    meta: &ReadOnlyTable<&'static str, &'static [u8]>,
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
     key: &str,
 ) -> Result<Option<u64>, ChainError> {
     let Some(bytes) = meta.get(key)? else { return Ok(None) };
@@ -1361,6 +1394,7 @@ mod tests {
     use crate::sequencer::Sequencer;
     use crate::tx::Keypair;
     use atoma_contract::Call;
+    use atoma_contract::ContractError;
 
     const OPTIONS: LedgerOptions = LedgerOptions { snapshot_interval: 2, event_buffer: 16 };
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use atoma_contract::{Address, Call};
 use atoma_ledger::genesis::{LocalKeys, LocalNetworkOptions};
 use atoma_ledger::{ApplyOutcome, Ledger, LedgerOptions, Sequencer};
-use atoma_types::{Block, SignedTransaction};
+use atoma_types::{Block, BlockHeader, SignedTransaction, SkipReason, TxStatus};
 use common::{chain_id, config, keys, start, stop};
 
 fn transfer() -> Call {
@@ -118,6 +118,65 @@ fn invalid_blocks_are_refused_whole() {
     assert_eq!(ledger.apply_block(&block).unwrap(), ApplyOutcome::AlreadyApplied);
     assert_eq!(ledger.next_nonce(&user.address()), 1);
     assert_eq!(ledger.state_digest(), ledger.replay_from_genesis().unwrap());
+}
+
+/// The next block after the tip holding exactly `transactions`, as a consensus engine might
+/// finalize it.
+fn block_of(ledger: &Ledger, transactions: Vec<SignedTransaction>, timestamp_ms: u64) -> Block {
+    let tip = ledger.tip();
+    let header = BlockHeader {
+        height: tip.height + 1,
+        parent_digest: tip.digest,
+        timestamp_ms,
+        epoch: tip.epoch,
+        random_seed: [7; 32],
+        tx_digests: transactions.iter().map(SignedTransaction::digest).collect(),
+    };
+    Block { header, transactions }
+}
+
+#[test]
+fn a_finalized_block_applies_whatever_nonces_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let (ledger, _, keys) = ledger_by_hand(dir.path());
+    let chain = ledger.params().chain_id;
+    let (user, other) = (&keys.accounts[0], &keys.accounts[1]);
+    let first = user.sign_call(chain, 0, transfer());
+    ledger.apply_block(&block_of(&ledger, vec![first.clone()], 1_000_100)).unwrap();
+    let before = ledger.with_state(|db| db.balance(&user.address()));
+    // The same transaction again, one whose nonce is ahead, and one that follows: the block
+    // applies, the first two are skipped and change nothing, the third runs.
+    let ahead = other.sign_call(chain, 5, transfer());
+    let next = user.sign_call(chain, 1, transfer());
+    let block = block_of(&ledger, vec![first.clone(), ahead.clone(), next.clone()], 1_000_200);
+    let ApplyOutcome::Applied(effects) = ledger.apply_block(&block).unwrap() else { panic!("not applied") };
+    let statuses: Vec<TxStatus> = effects.outcomes.iter().map(|o| o.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            TxStatus::Skipped(SkipReason::NonceUsed),
+            TxStatus::Skipped(SkipReason::NonceFuture),
+            TxStatus::Success
+        ]
+    );
+    assert!(effects.outcomes[..2].iter().all(|o| o.events.is_empty()));
+    assert_eq!((ledger.next_nonce(&user.address()), ledger.next_nonce(&other.address())), (2, 0));
+    assert_eq!(ledger.with_state(|db| db.balance(&user.address())), before - 1, "only the third ran");
+    // A lookup by digest finds the executed transaction, not its skipped repeat; the skipped
+    // ones stay in their block.
+    let found = ledger.transaction(&first.digest()).unwrap().expect("stored");
+    assert_eq!((found.outcome.height, found.outcome.status), (1, TxStatus::Success));
+    assert!(ledger.transaction(&ahead.digest()).unwrap().is_none());
+    assert_eq!(ledger.block(2).unwrap().expect("stored").transactions, block.transactions);
+    let digest = ledger.state_digest();
+    assert_eq!(ledger.replay_from_genesis().unwrap(), digest);
+    // Reopened, the store is whole: the skipped records are accounted for, nothing to repair.
+    drop(ledger);
+    let reopened = Ledger::open(&path, LedgerOptions::default()).unwrap();
+    assert!(reopened.repairs().is_empty(), "{:?}", reopened.repairs());
+    assert_eq!(reopened.state_digest(), digest);
+    assert_eq!(reopened.next_nonce(&user.address()), 2);
 }
 
 #[test]

@@ -147,6 +147,15 @@ fn status_parts(status: &TxStatus) -> (ExecutionStatus, Option<atoma_api::ErrorV
     match status {
         TxStatus::Success => (ExecutionStatus::Success, None),
         TxStatus::Failure(e) => (ExecutionStatus::Failure, Some((*e).into())),
+        // Ordered but not executed (docs/LEDGER.md §3): a failure named by the ledger's refusal.
+        TxStatus::Skipped(reason) => (
+            ExecutionStatus::Failure,
+            Some(atoma_api::ErrorView {
+                name: reason.name().into(),
+                code: reason.code(),
+                message: reason.message().into(),
+            }),
+        ),
     }
 }
 

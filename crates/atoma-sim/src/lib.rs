@@ -38,9 +38,11 @@
 //!   bits, foreign keys, unknown signature schemes, wrong chain ids, used and future nonces,
 //!   replays, duplicates and oversized transactions, each of which must be refused with its
 //!   named ledger error and change nothing; corrupted blocks (wrong parent, skipped height, time
-//!   going back, skipped or stuck epochs, bad signatures inside, mismatched bodies, future nonces,
-//!   a different block at an applied height, too many transactions) that `apply_block` must
-//!   refuse whole; and redelivery of applied blocks, which must be a no-op.
+//!   going back, skipped or stuck epochs, bad signatures inside, mismatched bodies, a different
+//!   block at an applied height, too many transactions) that `apply_block` must refuse whole;
+//!   and redelivery of applied blocks, which must be a no-op. (A block whose transaction's nonce
+//!   does not follow applies and skips that transaction; `atoma-ledger`'s ordering tests check
+//!   it.)
 //! - **Crashes.** At points drawn from the seed the ledger is dropped, sometimes after the
 //!   sequencer proposed a block that was never applied (the block and the mempool are lost),
 //!   then reopened from its directory with another snapshot interval. It must come back at the

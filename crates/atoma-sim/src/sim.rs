@@ -266,11 +266,8 @@ impl Simulation {
     /// Offers corrupted variants of `block` first; each must be refused whole.
     fn offer_bad_blocks(&mut self, block: &Block) -> Result<(), Failure> {
         let ledger = ledger!(self);
-        let adversary = &self.cast.actors[self.cast.adversary()];
         let tip = ledger.tip();
-        let next_nonce =
-            self.sequencer.mempool.expected_nonce(&adversary.address, ledger.next_nonce(&adversary.address));
-        let faults = BlockFaults { block, ledger, tip, key: &adversary.key, next_nonce };
+        let faults = BlockFaults { block, ledger, tip };
         let variants = faults.draw(&mut self.rng);
         if variants.is_empty() {
             return Ok(());

@@ -31,5 +31,5 @@ pub use block::{Block, BlockHeader};
 pub use digest::Digest;
 pub use error::LedgerError;
 pub use events::{EventFilter, EventId, EventRecord, Page};
-pub use outcome::{TxOutcome, TxStatus};
+pub use outcome::{SkipReason, TxOutcome, TxStatus};
 pub use tx::{Keypair, SignedTransaction, Transaction, VerifiedTransaction};
