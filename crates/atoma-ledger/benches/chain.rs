@@ -8,7 +8,10 @@
 //! - `chain/submit_concurrent`: the same transfers through `ChainHandle::submit` from 1,000
 //!   concurrent clients, each awaiting its acknowledgement before sending its next (the RPC
 //!   server's path: the chain's verifier thread batches whatever is waiting);
-//! - `chain/submit_idle`: one `submit` at a time on an idle chain; p50 and p99 in fsyncs;
+//! - `chain/submit_idle`: one `submit` at a time on an idle chain; p50 and p99 in fsyncs; then the
+//!   same while another thread runs dry runs back to back (a flood of public dry-run traffic),
+//!   as a ratio to the quiet figures of the same run — dry runs never take the state's lock, so
+//!   what is left is the CPU they take from the block's own work;
 //! - `chain/recover`: reopening a chain whose blocks all lie past its last snapshot; transactions
 //!   replayed per second.
 //!
@@ -119,6 +122,7 @@ fn main() {
         })
         .collect();
     let idle_block_bytes = (support::storage_bytes_written() - written_before) / LATENCY_SAMPLES as u64;
+    let flooded = under_dry_run_flood(&runtime, &handle, &mut load);
     stop(handle, task);
 
     let recovery = recovery_chain(&runtime, &dir.path().join("recovery"));
@@ -140,6 +144,7 @@ fn main() {
     criterion.final_summary();
     support::print_machine(dir.path());
     print_summary(blocks, &mut latencies, [&mut applies, &mut commits], idle_block_bytes);
+    print_flood(&latencies, flooded);
     print_cpu(cpu);
 }
 
@@ -274,6 +279,56 @@ fn submit_one(runtime: &tokio::runtime::Runtime, handle: &ChainHandle, load: &mu
     let started = Instant::now();
     runtime.block_on(handle.submit(tx)).expect("committed");
     started.elapsed()
+}
+
+/// Idle submit latencies (`LATENCY_SAMPLES`, sorted) while another thread runs dry runs back to
+/// back, and the dry runs per second it reached.
+fn under_dry_run_flood(
+    runtime: &tokio::runtime::Runtime,
+    handle: &ChainHandle,
+    load: &mut Load,
+) -> (Vec<Duration>, f64) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let flood = {
+        let (ledger, stop, count) = (Arc::clone(handle.ledger()), Arc::clone(&stop), Arc::clone(&count));
+        // Any well-signed transaction will do; its nonce is not checked by a dry run.
+        let chain = handle.node().chain_info().chain_id.0;
+        let tx = Keypair::test_account(SENDERS - 1).sign_call(chain, 0, transfer(Address([2; 32])));
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                ledger.dry_run(tx.clone()).expect("dry run");
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+        })
+    };
+    let mut latencies: Vec<Duration> =
+        (0..LATENCY_SAMPLES).map(|_| submit_one(runtime, handle, load)).collect();
+    stop.store(true, Ordering::Relaxed);
+    let per_second = flood.join().expect("flood");
+    latencies.sort();
+    (latencies, per_second)
+}
+
+fn print_flood(quiet: &[Duration], (flooded, dry_runs_per_second): (Vec<Duration>, f64)) {
+    for p in [50, 99] {
+        if let (Some(q), Some(f)) = (percentile(quiet, p), percentile(&flooded, p)) {
+            println!(
+                "idle submit latency p{p} under dry runs | {:>12} | quiet {:>20} | {:.2}x",
+                show_ns(f.as_nanos() as f64),
+                show_ns(q.as_nanos() as f64),
+                f.as_secs_f64() / q.as_secs_f64()
+            );
+        }
+    }
+    println!(
+        "  dry runs per second meanwhile        | {:>12} |                            |",
+        show_rate(dry_runs_per_second)
+    );
 }
 
 /// A snapshot at genesis only, so reopening replays every block.
