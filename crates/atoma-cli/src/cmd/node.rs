@@ -1,6 +1,7 @@
 //! `atoma node …`: SPEC §5.1, the node's side of §5.4, and §5.5's key commitment.
 
 use atoma_api::{StackLookup, StackView};
+use atoma_contract::enums::SecurityLevel;
 use atoma_contract::tee::{build_evidence, sign_settlement};
 use atoma_contract::{Call, EchelonId, NodeSmallId, StackSmallId, TaskSmallId};
 use atoma_types::Keypair;
@@ -196,7 +197,9 @@ async fn settle(
     let (proof, leaf) = settlement_commitment(&stack, commitment)?;
     let tee_signature = match tee_signature {
         Some(Hex(sig)) => Some(sig),
-        None if stack.security_level == 1 => enclave_signature(ctx, node, stack_id, units, &proof)?,
+        None if stack.security_level == SecurityLevel::ConfidentialCompute.to_wire() => {
+            enclave_signature(ctx, node, stack_id, units, &proof)?
+        }
         None => None,
     };
     let call = Call::TrySettleStack {
