@@ -9,6 +9,7 @@
 //! so the demo can run any number of times on the same network.
 
 use atoma_api::{EventEnvelope, StackLookup};
+use atoma_contract::commitment::party_commitment;
 use atoma_contract::enums::{Modality, Optimizations, SecurityLevel, TaskRole};
 use atoma_contract::{AdminOp, Call, EchelonId, EchelonParams, NodeSmallId, StackSmallId, TOMA, TaskSmallId};
 use atoma_rpc::TransactionResult;
@@ -263,13 +264,13 @@ impl Demo {
                 return Err(CliError::new(CliErrorKind::EDemo, "the stack closed early"));
             }
         };
-        let (proof, leaf) = commitments::for_party(&served_requests(), 0, k)?;
+        let commitment = party_commitment(&served_requests(), 0, k)?;
         let call = Call::TrySettleStack {
             node,
             stack: StackSmallId(stack),
             num_claimed_compute_units: USED_UNITS,
-            committed_stack_proof: proof.to_vec(),
-            stack_merkle_leaf: leaf.to_vec(),
+            committed_stack_proof: commitment.committed_stack_proof.to_vec(),
+            stack_merkle_leaf: commitment.stack_merkle_leaf.to_vec(),
             tee_signature: None,
         };
         let r = submit_as(ctx, operator, call).await?;
