@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::format::{parse_hex, parse_toma};
 use crate::names::{parse_device, parse_modality, parse_optimizations, parse_role, parse_security};
-use crate::start::StartArgs;
+use crate::start::{StartArgs, default_rpc_url};
 
 /// Bytes given in hex on the command line (any length: the contract names a wrong length).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,7 +44,7 @@ pub struct Global {
         env = "ATOMA_RPC",
         hide_env_values = true,
         value_name = "URL",
-        default_value = "http://127.0.0.1:9000"
+        default_value_t = default_rpc_url()
     )]
     pub rpc: String,
     /// Which key signs: an alias or address from the keystore [default: `admin` for admin
