@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::format::{parse_hex, parse_toma};
 use crate::names::{parse_device, parse_modality, parse_optimizations, parse_role, parse_security};
-use crate::start::StartArgs;
+use crate::start::{StartArgs, default_rpc_url};
 
 /// Bytes given in hex on the command line (any length: the contract names a wrong length).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,7 +44,7 @@ pub struct Global {
         env = "ATOMA_RPC",
         hide_env_values = true,
         value_name = "URL",
-        default_value = "http://127.0.0.1:9000"
+        default_value_t = default_rpc_url()
     )]
     pub rpc: String,
     /// Which key signs: an alias or address from the keystore [default: `admin` for admin
@@ -753,8 +753,56 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
+    use atoma_contract::Parameter;
+    use atoma_contract::enums::{
+        DeviceType, Modality, Optimization, SecurityLevel, TaskRole, WireEnum, reputation,
+    };
+    use atoma_types::events::MAX_PAGE_LIMIT;
+
     #[test]
     fn the_command_tree_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// The help text of `arg` in the subcommand at `path`.
+    fn help(path: &[&str], arg: &str) -> String {
+        let mut command = Cli::command();
+        for name in path {
+            command = command.find_subcommand(name).unwrap_or_else(|| panic!("no subcommand {name}")).clone();
+        }
+        let arg = command.get_arguments().find(|a| a.get_id() == arg).unwrap_or_else(|| panic!("no {arg}"));
+        arg.get_help().map(ToString::to_string).unwrap_or_default()
+    }
+
+    fn names<E: WireEnum>() -> String {
+        E::ALL.iter().map(|v| v.name()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The help text is prose for clap, so the facts it states are checked against their homes:
+    /// the contract's name tables and limits, the RPC's page limit.
+    #[test]
+    fn help_text_states_the_facts_of_their_homes() {
+        let listed = |path: &[&str], arg: &str, list: String| {
+            let text = help(path, arg);
+            assert!(
+                text.contains(&list),
+                "`{} --{arg}` help {text:?} does not list {list:?}",
+                path.join(" ")
+            );
+        };
+        listed(&["task", "create"], "role", format!("{}, or a number", names::<TaskRole>()));
+        listed(&["admin", "add-model"], "modality", format!("{}, or a number", names::<Modality>()));
+        listed(&["node", "commit-key"], "device", format!("{}, or a number", names::<DeviceType>()));
+        listed(&["admin", "add-root"], "device", format!("{}, or a number", names::<DeviceType>()));
+        listed(&["node", "register"], "optimizations", format!("({})", names::<Optimization>()));
+        let security = help(&["task", "create"], "security");
+        let words: Vec<&str> = security.split([' ', ',', '(', ')']).collect();
+        for level in SecurityLevel::ALL {
+            assert!(words.contains(&level.name()), "--security help {security:?} lacks {}", level.name());
+        }
+        listed(&["task", "create"], "min_reputation", format!("0..={}", reputation::MAX));
+        listed(&["events"], "limit", format!("at most {MAX_PAGE_LIMIT}"));
+        let parameters: Vec<&str> = Parameter::ALL.iter().map(|p| p.name()).collect();
+        listed(&["admin", "set"], "param", parameters.join(", "));
     }
 }

@@ -7,14 +7,11 @@
 //!  {"inputHex": "00ff", "outputHex": "0102"}]
 //! ```
 //!
-//! `input`/`output` are UTF-8 text; `inputHex`/`outputHex` give raw bytes in hex. Party `i`
-//! (0 = the selected node, 1..=k = the attesters in the order the ticket lists them) computes
-//! its leaf with `atoma_contract::commitment`, and every party computes the same proof over the
-//! leaves of parties `0..=k` from its own outputs.
+//! `input`/`output` are UTF-8 text; `inputHex`/`outputHex` give raw bytes in hex. What a party
+//! submits is computed from these by `atoma_contract::commitment::party_commitment`.
 
 use std::path::Path;
 
-use atoma_contract::commitment::{committed_stack_proof, stack_merkle_leaf};
 use serde::Deserialize;
 
 use crate::error::{CliError, CliErrorKind, CliResult};
@@ -22,8 +19,6 @@ use crate::format::parse_hex;
 
 /// The largest outputs file read: 64 MiB.
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
-/// The most attester slots a stack can have (the contract caps the count at 16).
-const MAX_PARTIES: u64 = 16;
 
 /// One request as written in the file.
 #[derive(Deserialize)]
@@ -79,30 +74,9 @@ fn bytes(text: Option<String>, hex: Option<String>) -> Result<Vec<u8>, String> {
     }
 }
 
-/// The `(committed_stack_proof, stack_merkle_leaf)` party `party` submits for a stack with `k`
-/// attester slots.
-///
-/// # Errors
-/// `EInvalidArgument` for a party beyond `k` or a `k` above 16; `EFile` for a request longer
-/// than 4 GiB.
-pub fn for_party(requests: &Requests, party: u64, k: u64) -> CliResult<([u8; 32], [u8; 32])> {
-    if k > MAX_PARTIES || party > k {
-        return Err(CliError::invalid(format!("party {party} of a stack with {k} attester slots")));
-    }
-    let too_large = |_| CliError::new(CliErrorKind::EFile, "a request's input or output exceeds 4 GiB");
-    let leaves: Vec<[u8; 32]> =
-        (0..=k).map(|i| stack_merkle_leaf(i, requests)).collect::<Result<_, _>>().map_err(too_large)?;
-    let leaf = leaves
-        .get(usize::try_from(party).unwrap_or(usize::MAX))
-        .copied()
-        .ok_or_else(|| CliError::invalid(format!("party {party} of a stack with {k} attester slots")))?;
-    Ok((committed_stack_proof(&leaves), leaf))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atoma_contract::commitment::settlement_commitment;
 
     #[test]
     fn text_and_hex_requests_are_read() {
@@ -115,16 +89,5 @@ mod tests {
         assert!(parse(r#"[{"input": "a", "inputHex": "00"}]"#).is_err());
         assert!(parse(r#"[{"prompt": "a"}]"#).is_err());
         assert!(parse(r#"{"input": "a"}"#).is_err());
-    }
-
-    #[test]
-    fn the_selected_node_commits_like_the_contract_crate() {
-        let requests = vec![(b"q".to_vec(), b"a".to_vec()), (b"q2".to_vec(), b"a2".to_vec())];
-        let expected = settlement_commitment(&requests, 2).expect("small");
-        assert_eq!(for_party(&requests, 0, 2).ok(), Some(expected));
-        let (proof, leaf) = for_party(&requests, 2, 2).expect("party 2 exists");
-        assert_eq!(proof, expected.0);
-        assert_eq!(leaf, stack_merkle_leaf(2, &requests).expect("small"));
-        assert!(for_party(&requests, 3, 2).is_err());
     }
 }

@@ -9,6 +9,8 @@
 //! so the demo can run any number of times on the same network.
 
 use atoma_api::{EventEnvelope, StackLookup};
+use atoma_contract::commitment::party_commitment;
+use atoma_contract::enums::{Modality, Optimizations, SecurityLevel, TaskRole};
 use atoma_contract::{AdminOp, Call, EchelonId, EchelonParams, NodeSmallId, StackSmallId, TOMA, TaskSmallId};
 use atoma_rpc::TransactionResult;
 use atoma_types::{EventFilter, Keypair};
@@ -132,8 +134,10 @@ impl Demo {
     }
 
     async fn add_model(&mut self, ctx: &mut Ctx, model: &str) -> CliResult<()> {
-        let (_, r) = ctx.submit_admin(None, AdminOp::AddModel { name: model.into(), modality: 0 }).await?;
-        self.step(ctx, format!("Admin added model {model} (text-to-text)"), Some(&r));
+        let modality = Modality::TextToText;
+        let op = AdminOp::AddModel { name: model.into(), modality: modality.to_wire() };
+        let (_, r) = ctx.submit_admin(None, op).await?;
+        self.step(ctx, format!("Admin added model {model} ({})", modality.name()), Some(&r));
         let params = EchelonParams {
             input_fee_per_token: 1_000,
             output_fee_per_token: 2_000,
@@ -157,7 +161,8 @@ impl Demo {
         let collateral = rpc.check(rpc.client().get_db().await)?.config.registration_collateral;
         let mut nodes = Vec::new();
         for operator in &cast.operators {
-            let call = Call::RegisterNode { collateral, supported_optimizations: 0 };
+            let call =
+                Call::RegisterNode { collateral, supported_optimizations: Optimizations::default().bits() };
             let r = submit_as(ctx, operator, call).await?;
             let node = created_id(&r, "node")?;
             self.step(
@@ -197,11 +202,11 @@ impl Demo {
         nodes: &[NodeSmallId],
     ) -> CliResult<u64> {
         let call = Call::CreateTask {
-            role: 0,
+            role: TaskRole::ChatCompletions.to_wire(),
             model_name: Some(model.into()),
-            security_level: 0,
+            security_level: SecurityLevel::NoSecurity.to_wire(),
             minimum_reputation_score: None,
-            required_optimizations: 0,
+            required_optimizations: Optimizations::default().bits(),
         };
         let r = submit_as(ctx, &cast.user, call).await?;
         let task = created_id(&r, "task")?;
@@ -259,13 +264,13 @@ impl Demo {
                 return Err(CliError::new(CliErrorKind::EDemo, "the stack closed early"));
             }
         };
-        let (proof, leaf) = commitments::for_party(&served_requests(), 0, k)?;
+        let commitment = party_commitment(&served_requests(), 0, k)?;
         let call = Call::TrySettleStack {
             node,
             stack: StackSmallId(stack),
             num_claimed_compute_units: USED_UNITS,
-            committed_stack_proof: proof.to_vec(),
-            stack_merkle_leaf: leaf.to_vec(),
+            committed_stack_proof: commitment.committed_stack_proof.to_vec(),
+            stack_merkle_leaf: commitment.stack_merkle_leaf.to_vec(),
             tee_signature: None,
         };
         let r = submit_as(ctx, operator, call).await?;

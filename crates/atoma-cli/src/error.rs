@@ -8,6 +8,7 @@
 
 use atoma_api::ErrorView;
 use atoma_contract::ContractError;
+use atoma_contract::commitment::CommitmentError;
 use atoma_ledger::{ChainError, LedgerError};
 use serde_json::{Value, json};
 
@@ -176,6 +177,20 @@ impl From<ChainError> for CliError {
     }
 }
 
+impl From<CommitmentError> for CliError {
+    /// A party or slot count the stack cannot have is a bad argument; a request too long to
+    /// commit to is a bad outputs file.
+    fn from(e: CommitmentError) -> Self {
+        let kind = match e {
+            CommitmentError::TooLarge(_) => CliErrorKind::EFile,
+            CommitmentError::TooManyAttesterSlots { .. } | CommitmentError::NoSuchParty { .. } => {
+                CliErrorKind::EInvalidArgument
+            }
+        };
+        CliError::new(kind, e.to_string())
+    }
+}
+
 impl From<getrandom::Error> for CliError {
     fn from(e: getrandom::Error) -> Self {
         CliError::from(ChainError::NoRandomness(e))
@@ -186,6 +201,17 @@ impl From<getrandom::Error> for CliError {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn commitment_errors_name_the_argument_or_the_file() {
+        let party = CliError::from(CommitmentError::NoSuchParty { party: 3, k: 2 });
+        assert_eq!(party.name, "EInvalidArgument");
+        assert_eq!(party.message, "there is no party 3 in a stack with 2 attester slots");
+        let slots = CliError::from(CommitmentError::TooManyAttesterSlots { k: 17 });
+        assert_eq!(slots.name, "EInvalidArgument");
+        let file = CliError::from(CommitmentError::TooLarge(atoma_contract::commitment::TooLarge));
+        assert_eq!(file.name, "EFile");
+    }
 
     #[test]
     fn contract_errors_print_as_the_spec_shows() {

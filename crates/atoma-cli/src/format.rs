@@ -7,8 +7,8 @@
 
 use atoma_contract::TOMA;
 
-/// Base units per TOMA has nine decimal digits.
-const DECIMALS: usize = 9;
+/// The decimal digits of a TOMA in base units: nine, as `TOMA` is 10^9.
+const DECIMALS: usize = TOMA.ilog10() as usize;
 
 /// `1,000.5 TOMA` for 1_000_500_000_000 base units.
 pub fn toma(base_units: u128) -> String {
@@ -171,6 +171,7 @@ mod tests {
         assert_eq!(toma(1), "0.000000001 TOMA");
         assert_eq!(toma(1_234_567 * u128::from(TOMA)), "1,234,567 TOMA");
         assert_eq!(toma_number(999_000_000), "0.999");
+        assert_eq!(10u64.pow(u32::try_from(DECIMALS).expect("small")), TOMA);
     }
 
     #[test]

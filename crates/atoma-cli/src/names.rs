@@ -1,48 +1,38 @@
 //! The protocol's enumerations by name (SPEC §3), for arguments and for display.
 //!
-//! Every parser also takes the raw wire number, and passes numbers the contract does not know
-//! through unchanged, so that the contract answers with its own named error (`EInvalidTaskRole`
-//! for role 9) instead of the CLI guessing.
+//! The names themselves live in `atoma_contract::enums`, beside the wire numbers; this module
+//! only adds what is the CLI's choice: case and `_` are forgiven, optimization sets are names
+//! joined by commas or `none`, and every parser also takes the raw wire number. Numbers the
+//! contract does not know pass through unchanged, so that the contract answers with its own named
+//! error (`EInvalidTaskRole` for role 9) instead of the CLI guessing.
 
-/// Task roles, in wire order.
-pub const ROLES: &[&str] = &[
-    "chat-completions",
-    "embeddings",
-    "vision",
-    "image-generation",
-    "text-to-speech",
-    "speech-to-text",
-    "fine-tuning",
-    "training",
-];
-/// Security levels, in wire order.
-pub const SECURITY_LEVELS: &[&str] = &["none", "tee", "sampling"];
-/// Model modalities, in wire order.
-pub const MODALITIES: &[&str] = &[
-    "text-to-text",
-    "text-to-image",
-    "text-to-embedding",
-    "image-to-text",
-    "text-to-speech",
-    "speech-to-text",
-];
-/// Device types and their wire numbers.
-pub const DEVICES: &[(&str, u16)] =
-    &[("intel-cpu", 0), ("amd-cpu", 100), ("arm-cpu", 200), ("nvidia-gpu", 300), ("nvidia-nvswitch", 10000)];
-/// Optimization bits, bit 0 first.
-pub const OPTIMIZATIONS: &[&str] =
-    &["flash-attention", "prompt-caching", "quantization", "pruning", "speculative-decoding"];
+use atoma_contract::enums::{
+    DeviceType, Modality, Optimization, Optimizations, SecurityLevel, TaskRole, WireEnum,
+};
 
-fn by_position(text: &str, names: &[&str], what: &str) -> Result<u16, String> {
+/// What the CLI accepts for a name: any case, `_` for `-`.
+fn normalize(text: &str) -> String {
+    text.to_ascii_lowercase().replace('_', "-")
+}
+
+/// Every value's printed name, joined with `separator`.
+fn names<E: WireEnum>(separator: &str) -> String {
+    E::ALL.iter().map(|v| v.name()).collect::<Vec<_>>().join(separator)
+}
+
+/// A value by name (or alias) or by number.
+fn parse_wire<E: WireEnum<Wire = u16>>(text: &str, what: &str) -> Result<u16, String> {
     if let Ok(n) = text.parse::<u16>() {
         return Ok(n);
     }
-    let lower = text.to_ascii_lowercase().replace('_', "-");
-    names
-        .iter()
-        .position(|n| *n == lower)
-        .and_then(|i| u16::try_from(i).ok())
-        .ok_or_else(|| format!("{text:?} is not a {what}: use a number or one of {}", names.join(", ")))
+    E::from_name(&normalize(text))
+        .map(E::to_wire)
+        .ok_or_else(|| format!("{text:?} is not a {what}: use a number or one of {}", names::<E>(", ")))
+}
+
+/// The name of a wire number, or the number itself when the contract knows no such value.
+fn name_of<E: WireEnum<Wire = u16>>(value: u16) -> String {
+    E::from_wire(value).map_or_else(|| value.to_string(), |v| v.name().to_string())
 }
 
 /// A task role by name or number.
@@ -50,7 +40,7 @@ fn by_position(text: &str, names: &[&str], what: &str) -> Result<u16, String> {
 /// # Errors
 /// A message listing the names.
 pub fn parse_role(text: &str) -> Result<u16, String> {
-    by_position(text, ROLES, "task role")
+    parse_wire::<TaskRole>(text, "task role")
 }
 
 /// A security level by name (`none`, `tee`, `sampling`, or the long names) or number.
@@ -58,12 +48,7 @@ pub fn parse_role(text: &str) -> Result<u16, String> {
 /// # Errors
 /// A message listing the names.
 pub fn parse_security(text: &str) -> Result<u16, String> {
-    match text.to_ascii_lowercase().replace('_', "-").as_str() {
-        "no-security" => Ok(0),
-        "confidential-compute" | "confidential" => Ok(1),
-        "sampling-consensus" => Ok(2),
-        _ => by_position(text, SECURITY_LEVELS, "security level"),
-    }
+    parse_wire::<SecurityLevel>(text, "security level")
 }
 
 /// A model modality by name or number.
@@ -71,7 +56,7 @@ pub fn parse_security(text: &str) -> Result<u16, String> {
 /// # Errors
 /// A message listing the names.
 pub fn parse_modality(text: &str) -> Result<u16, String> {
-    by_position(text, MODALITIES, "modality")
+    parse_wire::<Modality>(text, "modality")
 }
 
 /// A device type by name or number.
@@ -79,14 +64,7 @@ pub fn parse_modality(text: &str) -> Result<u16, String> {
 /// # Errors
 /// A message listing the names.
 pub fn parse_device(text: &str) -> Result<u16, String> {
-    if let Ok(n) = text.parse::<u16>() {
-        return Ok(n);
-    }
-    let lower = text.to_ascii_lowercase().replace('_', "-");
-    DEVICES.iter().find(|(n, _)| *n == lower).map(|(_, v)| *v).ok_or_else(|| {
-        let names: Vec<&str> = DEVICES.iter().map(|(n, _)| *n).collect();
-        format!("{text:?} is not a device type: use a number or one of {}", names.join(", "))
-    })
+    parse_wire::<DeviceType>(text, "device type")
 }
 
 /// An optimization set: a number (the bit set), `none`, or names joined by commas.
@@ -100,49 +78,43 @@ pub fn parse_optimizations(text: &str) -> Result<u8, String> {
     if text.eq_ignore_ascii_case("none") || text.is_empty() {
         return Ok(0);
     }
-    text.split(',').try_fold(0u8, |bits, name| {
-        let lower = name.trim().to_ascii_lowercase().replace('_', "-");
-        let bit = OPTIMIZATIONS.iter().position(|n| *n == lower).ok_or_else(|| {
-            format!("{name:?} is not an optimization: use a number or {}", OPTIMIZATIONS.join(","))
-        })?;
-        Ok(bits | (1u8 << bit))
-    })
-}
-
-/// The name of a wire number from `names`, or the number itself.
-fn name_of(value: u16, names: &[&str]) -> String {
-    names.get(usize::from(value)).map_or_else(|| value.to_string(), |n| (*n).to_string())
+    let set: Optimizations = text
+        .split(',')
+        .map(|name| {
+            Optimization::from_name(&normalize(name.trim())).ok_or_else(|| {
+                format!("{name:?} is not an optimization: use a number or {}", names::<Optimization>(","))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(set.bits())
 }
 
 /// A role's name.
 pub fn role_name(value: u16) -> String {
-    name_of(value, ROLES)
+    name_of::<TaskRole>(value)
 }
 
 /// A security level's name.
 pub fn security_name(value: u16) -> String {
-    name_of(value, SECURITY_LEVELS)
+    name_of::<SecurityLevel>(value)
 }
 
 /// A modality's name.
 pub fn modality_name(value: u16) -> String {
-    name_of(value, MODALITIES)
+    name_of::<Modality>(value)
 }
 
 /// A device type's name.
 pub fn device_name(value: u16) -> String {
-    DEVICES.iter().find(|(_, v)| *v == value).map_or_else(|| value.to_string(), |(n, _)| (*n).to_string())
+    name_of::<DeviceType>(value)
 }
 
-/// `flash-attention,quantization`, or `none`.
+/// `flash-attention,quantization`, `none`, or the bits in binary when one is undefined.
 pub fn optimizations_name(bits: u8) -> String {
-    let names: Vec<&str> =
-        OPTIMIZATIONS.iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0).map(|(_, n)| *n).collect();
-    let unknown = bits & !0b1_1111;
-    match (names.is_empty(), unknown) {
-        (true, 0) => "none".to_string(),
-        (_, 0) => names.join(","),
-        _ => format!("{bits:#07b}"),
+    match Optimizations::from_bits(bits) {
+        Some(set) if set == Optimizations::default() => "none".to_string(),
+        Some(set) => set.iter().map(Optimization::name).collect::<Vec<_>>().join(","),
+        None => format!("{bits:#0width$b}", width = 2 + Optimization::ALL.len()),
     }
 }
 
@@ -166,6 +138,15 @@ mod tests {
         assert_eq!(parse_optimizations("none"), Ok(0));
         assert_eq!(parse_optimizations("31"), Ok(31));
         assert!(parse_optimizations("warp").is_err());
+        assert_eq!(parse_optimizations("Flash_Attention, pruning"), Ok(0b1001));
+        assert_eq!(parse_security("TEE"), Ok(1));
+        assert_eq!(parse_security("no_security"), Ok(0));
+        assert_eq!(parse_security("confidential"), Ok(1));
+        assert_eq!(parse_security("sampling-consensus"), Ok(2));
+        assert_eq!(
+            parse_security("strong"),
+            Err("\"strong\" is not a security level: use a number or one of none, tee, sampling".into())
+        );
     }
 
     #[test]
@@ -177,5 +158,7 @@ mod tests {
         assert_eq!(optimizations_name(0b101), "flash-attention,quantization");
         assert_eq!(optimizations_name(0), "none");
         assert_eq!(modality_name(0), "text-to-text");
+        assert_eq!(optimizations_name(0b10_0001), "0b100001");
+        assert_eq!(optimizations_name(0b100_0000), "0b1000000");
     }
 }

@@ -6,13 +6,14 @@
 //! finds them by alias. The process runs until Ctrl-C (SIGINT) or SIGTERM, then stops the RPC
 //! server, lets the block producer finish, and exits; everything committed stays on disk.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use atoma_ledger::chain::{CHAIN_DB_FILE, MAX_BLOCK_TIME_MS};
 use atoma_ledger::genesis::{ADMIN_ALIAS, FAUCET_ALIAS, MAX_TEST_ACCOUNTS};
 use atoma_ledger::keystore::KEYSTORE_FILE;
 use atoma_ledger::{Chain, ChainConfig, ChainError, ChainHandle, ChainTask, Keystore};
+use atoma_rpc::server::DEFAULT_PORT;
 use atoma_rpc::{RpcConfig, RpcServerHandle, ServeError};
 use clap::Args;
 use serde_json::{Value, json};
@@ -29,7 +30,7 @@ pub struct StartArgs {
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Where the JSON-RPC server listens (HTTP and WebSocket); port 0 picks a free port
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9000")]
+    #[arg(long, value_name = "HOST:PORT", default_value_t = default_rpc_addr())]
     pub rpc_addr: SocketAddr,
     /// Funded test accounts to create at genesis (first run or --fresh only)
     #[arg(long, value_name = "N", default_value_t = 10,
@@ -94,6 +95,16 @@ fn install_log() {
 /// The environment variable that filters the node's log.
 pub const LOG_ENV: &str = "ATOMA_LOG";
 const DEFAULT_LOG_FILTER: &str = "warn,atoma_ledger=info,atoma_rpc=info,atoma_cli=info";
+
+/// Where `atoma start` listens unless told otherwise: loopback, on the RPC's default port.
+pub fn default_rpc_addr() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT))
+}
+
+/// Where the other commands look for a node unless told otherwise: one started with the defaults.
+pub fn default_rpc_url() -> String {
+    format!("http://{}", default_rpc_addr())
+}
 
 async fn open_chain(args: &StartArgs, data_dir: &Path) -> CliResult<(ChainHandle, ChainTask)> {
     let mut config = ChainConfig::local(data_dir);
@@ -242,7 +253,7 @@ impl Banner<'_> {
             table.row(vec![a.alias, short_id(&a.address), toma(u128::from(a.balance))]);
         }
         let how = if self.new_genesis { "new genesis" } else { "continuing from disk" };
-        let rpc_flag = if url == "http://127.0.0.1:9000" { String::new() } else { format!(" --rpc {url}") };
+        let rpc_flag = if url == default_rpc_url() { String::new() } else { format!(" --rpc {url}") };
         format!(
             "Atoma local network is running ({how})\n\n\
              chain id:   {}\n\

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(doc)]
+use crate::config::{MAX_CROSS_VALIDATION_EXTRA_NODES, MAX_DELAY_EPOCHS};
 use crate::ids::{Address, EchelonId, NodeSmallId, ObjectId, StackSmallId, TaskSmallId};
 
 /// One entry-function call. Fields carry the parameters SPEC §5 names.
@@ -236,20 +238,20 @@ parameters! {
     PermilleForHonestNodesOnDispute => "permille_for_honest_nodes_on_dispute",
     /// Chance that a sampling-consensus settlement is cross-validated (≤ 1000).
     CrossValidationProbabilityPermille => "cross_validation_probability_permille",
-    /// Attesters sampled per cross-validation (1..=16).
+    /// Attesters sampled per cross-validation (1 to [`MAX_CROSS_VALIDATION_EXTRA_NODES`]).
     CrossValidationExtraNodesCount => "cross_validation_extra_nodes_count",
     /// Fee per attester, in permille of the base cost (≤ 1000).
     CrossValidationExtraNodesChargePermille => "cross_validation_extra_nodes_charge_permille",
     /// Sampling-consensus surcharge, in permille of the base cost (≤ 1000).
     SamplingConsensusChargePermille => "sampling_consensus_charge_permille",
-    /// Epochs a settlement ticket stays open to attestations and disputes (1..=1000).
+    /// Epochs a settlement ticket stays open to attestations and disputes (1 to [`MAX_DELAY_EPOCHS`]).
     StackDisputeSettlementDelayEpochs => "stack_dispute_settlement_delay_epochs",
-    /// Epochs between a task's deprecation and its removal (≤ 1000).
+    /// Epochs between a task's deprecation and its removal (at most [`MAX_DELAY_EPOCHS`]).
     TaskRemovalDelayEpochs => "task_removal_delay_epochs",
-    /// Epochs between a node's disabling and its destruction (≤ 1000).
+    /// Epochs between a node's disabling and its destruction (at most [`MAX_DELAY_EPOCHS`]).
     NodeDestroyDelayEpochs => "node_destroy_delay_epochs",
-    /// Epochs after purchase before an unsettled stack can be reclaimed (1..=1000).
+    /// Epochs after purchase before an unsettled stack can be reclaimed (1 to [`MAX_DELAY_EPOCHS`]).
     StackExpirationEpochs => "stack_expiration_epochs",
-    /// Epochs an unresolved dispute waits for an oracle before it can expire (1..=1000).
+    /// Epochs an unresolved dispute waits for an oracle before it can expire (1 to [`MAX_DELAY_EPOCHS`]).
     DisputeResolutionDeadlineEpochs => "dispute_resolution_deadline_epochs",
 }

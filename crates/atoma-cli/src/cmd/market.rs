@@ -4,8 +4,9 @@
 use std::collections::BTreeSet;
 
 use atoma_api::ModelView;
-use atoma_contract::{Call, StackSmallId, TaskSmallId};
+use atoma_contract::{Call, ContractError, StackSmallId, TaskSmallId};
 use atoma_types::EventFilter;
+use atoma_types::events::MAX_PAGE_LIMIT;
 use serde_json::json;
 
 use crate::cli::{ModelCmd, StackCmd, TaskCmd};
@@ -151,8 +152,10 @@ async fn list_models(ctx: &mut Ctx) -> CliResult<Report> {
     let filter = EventFilter::EventType("ModelAddedEvent".into());
     let mut names = BTreeSet::new();
     let mut cursor = None;
+    let page_limit = u64::try_from(MAX_PAGE_LIMIT).unwrap_or(u64::MAX);
     for _ in 0..MAX_MODEL_PAGES {
-        let page = rpc.check(rpc.client().query_events(&filter, cursor.as_ref(), Some(1000), false).await)?;
+        let page =
+            rpc.check(rpc.client().query_events(&filter, cursor.as_ref(), Some(page_limit), false).await)?;
         names.extend(
             page.data.iter().filter_map(|e| e.parsed_json.get("model_name")?.as_str().map(str::to_string)),
         );
@@ -165,7 +168,7 @@ async fn list_models(ctx: &mut Ctx) -> CliResult<Report> {
     for name in names {
         match rpc.client().get_model(&name).await {
             Ok(model) => models.push(model),
-            Err(e) if e.name() == Some("EModelNotFound") => {}
+            Err(e) if e.name() == Some(ContractError::EModelNotFound.name()) => {}
             Err(e) => return Err(rpc.error(e)),
         }
     }

@@ -1,6 +1,8 @@
 //! `atoma node …`: SPEC §5.1, the node's side of §5.4, and §5.5's key commitment.
 
 use atoma_api::{StackLookup, StackView};
+use atoma_contract::commitment::{PartyCommitment, party_commitment};
+use atoma_contract::enums::SecurityLevel;
 use atoma_contract::tee::{build_evidence, sign_settlement};
 use atoma_contract::{Call, EchelonId, NodeSmallId, StackSmallId, TaskSmallId};
 use atoma_types::Keypair;
@@ -33,7 +35,9 @@ pub async fn run(ctx: &mut Ctx, cmd: NodeCmd) -> CliResult<Report> {
         NodeCmd::Dispute { node, stack, commitment, outputs } => {
             let commitment = match (commitment, outputs) {
                 (Some(Hex(bytes)), _) => bytes,
-                (None, Some(path)) => attester_commitment(ctx, node, stack, &path).await?.0.to_vec(),
+                (None, Some(path)) => {
+                    attester_commitment(ctx, node, stack, &path).await?.committed_stack_proof.to_vec()
+                }
                 (None, None) => return Err(CliError::invalid("give --commitment HEX or --outputs FILE")),
             };
             let call = Call::StartAttestationDispute {
@@ -49,7 +53,7 @@ pub async fn run(ctx: &mut Ctx, cmd: NodeCmd) -> CliResult<Report> {
                 (None, Some(path)) => {
                     let requests = commitments::read(&path)?;
                     let k = open_stack(ctx, stack).await?.terms.cross_validation_extra_nodes_count;
-                    commitments::for_party(&requests, 0, k)?.0.to_vec()
+                    party_commitment(&requests, 0, k)?.committed_stack_proof.to_vec()
                 }
                 (None, None) => return Err(CliError::invalid("give --proof HEX or --outputs FILE")),
             };
@@ -176,9 +180,8 @@ fn settlement_commitment(stack: &StackView, c: &CommitmentArgs) -> CliResult<(Ve
         (Some(Hex(proof)), Some(Hex(leaf)), _) => Ok((proof.clone(), leaf.clone())),
         (_, _, Some(path)) => {
             let requests = commitments::read(path)?;
-            let (proof, leaf) =
-                commitments::for_party(&requests, 0, stack.terms.cross_validation_extra_nodes_count)?;
-            Ok((proof.to_vec(), leaf.to_vec()))
+            let c = party_commitment(&requests, 0, stack.terms.cross_validation_extra_nodes_count)?;
+            Ok((c.committed_stack_proof.to_vec(), c.stack_merkle_leaf.to_vec()))
         }
         _ => Err(CliError::invalid("give --proof HEX and --leaf HEX, or --outputs FILE")),
     }
@@ -196,7 +199,9 @@ async fn settle(
     let (proof, leaf) = settlement_commitment(&stack, commitment)?;
     let tee_signature = match tee_signature {
         Some(Hex(sig)) => Some(sig),
-        None if stack.security_level == 1 => enclave_signature(ctx, node, stack_id, units, &proof)?,
+        None if stack.security_level == SecurityLevel::ConfidentialCompute.to_wire() => {
+            enclave_signature(ctx, node, stack_id, units, &proof)?
+        }
         None => None,
     };
     let call = Call::TrySettleStack {
@@ -227,14 +232,14 @@ fn enclave_signature(
     Ok(Some(sign_settlement(enclave.signing_key(), StackSmallId(stack), units, &proof)))
 }
 
-/// The attester's `(proof, leaf)` from its outputs: its party index is its position in the
-/// ticket's requested attesters, plus one.
+/// The attester's commitment from its outputs: its party index is its position in the ticket's
+/// requested attesters, plus one.
 async fn attester_commitment(
     ctx: &mut Ctx,
     node: u64,
     stack_id: u64,
     path: &std::path::Path,
-) -> CliResult<([u8; 32], [u8; 32])> {
+) -> CliResult<PartyCommitment> {
     let requests = commitments::read(path)?;
     let stack = open_stack(ctx, stack_id).await?;
     let ticket = stack.settlement_ticket.ok_or(atoma_contract::ContractError::ENoSettlementTicket)?;
@@ -244,15 +249,15 @@ async fn attester_commitment(
         .position(|n| n.0 == node)
         .ok_or(atoma_contract::ContractError::ENodeNotSelectedForAttestation)?;
     let party = u64::try_from(position).unwrap_or(u64::MAX).saturating_add(1);
-    commitments::for_party(&requests, party, stack.terms.cross_validation_extra_nodes_count)
+    Ok(party_commitment(&requests, party, stack.terms.cross_validation_extra_nodes_count)?)
 }
 
 async fn attest(ctx: &mut Ctx, node: u64, stack: u64, c: &CommitmentArgs) -> CliResult<Report> {
     let (proof, leaf) = match (&c.proof, &c.leaf, &c.outputs) {
         (Some(Hex(proof)), Some(Hex(leaf)), _) => (proof.clone(), leaf.clone()),
         (_, _, Some(path)) => {
-            let (proof, leaf) = attester_commitment(ctx, node, stack, path).await?;
-            (proof.to_vec(), leaf.to_vec())
+            let c = attester_commitment(ctx, node, stack, path).await?;
+            (c.committed_stack_proof.to_vec(), c.stack_merkle_leaf.to_vec())
         }
         _ => return Err(CliError::invalid("give --proof HEX and --leaf HEX, or --outputs FILE")),
     };
