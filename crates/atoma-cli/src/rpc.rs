@@ -1,8 +1,8 @@
 //! The CLI's view of a node: the typed client of `atoma-rpc`, with every failure turned into a
 //! named [`CliError`] and contract refusals of executed transactions turned into errors too.
 
+use atoma_api::rpc::TransactionResult;
 use atoma_contract::{Address, Call};
-use atoma_rpc::types::TransactionResult;
 use atoma_rpc::{Client, ClientError};
 use atoma_types::Keypair;
 

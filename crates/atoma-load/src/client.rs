@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
+use atoma_api::rpc::TransactionResult;
 use atoma_contract::{Address, Call, NodeSmallId, StackSmallId, TaskSmallId};
-use atoma_rpc::TransactionResult;
 use atoma_types::Keypair;
 use tokio::task::JoinSet;
 

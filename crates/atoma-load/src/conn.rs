@@ -12,9 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atoma_api::ErrorView;
+use atoma_api::rpc::{
+    ChainInfoView, DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_RESPONSE_BODY_BYTES, NonceView,
+    TransactionResult, codes,
+};
 use atoma_contract::Address;
-use atoma_rpc::server::{DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_RESPONSE_BODY_BYTES};
-use atoma_rpc::{ChainInfoView, NonceView, TransactionResult, codes};
 use atoma_types::{Digest, SignedTransaction};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

@@ -62,8 +62,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use atoma_api::rpc::TransactionResult;
 use atoma_contract::{Call, NodeSmallId, TaskSmallId};
-use atoma_rpc::TransactionResult;
 use atoma_types::Keypair;
 use tokio::task::JoinSet;
 

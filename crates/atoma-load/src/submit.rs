@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use atoma_rpc::TransactionResult;
+use atoma_api::rpc::TransactionResult;
 use atoma_types::{Digest, SignedTransaction};
 
 use crate::config::Stop;

@@ -1,5 +1,5 @@
 //! The typed Rust client: one async method per RPC method, returning the same types the server
-//! serializes (`atoma-api` views and [`crate::types`]), a helper that signs and submits a call,
+//! serializes (`atoma-api` views and [`atoma_api::rpc`] shapes), a helper that signs and submits a call,
 //! and a stream of live events.
 //!
 //! ```no_run
@@ -22,6 +22,11 @@
 use core::fmt;
 use std::time::Duration;
 
+use atoma_api::rpc::{
+    BalanceView, BlockView, ChainInfoView, DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_RESPONSE_BODY_BYTES,
+    DryRunResult, EventPage, NonceView, SUBSCRIBE_EVENTS, TaskPage, TransactionResult, UNSUBSCRIBE_EVENTS,
+    codes, filter_to_json,
+};
 use atoma_api::{
     AuditView, BadgeView, DbView, ErrorView, EventEnvelope, EventId, ModelView, NodeView, StackLookup,
     TaskView, TicketView,
@@ -38,21 +43,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::error::codes;
-use crate::server::{DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_RESPONSE_BODY_BYTES};
-use crate::subscription::{SUBSCRIBE_EVENTS, UNSUBSCRIBE_EVENTS};
-use crate::types::{
-    BalanceView, BlockView, ChainInfoView, DryRunResult, EventPage, NonceView, TaskPage, TransactionResult,
-    filter_to_json,
-};
-
 /// How long one request may take, submissions (which wait for their block) included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A JSON-RPC error as the server sent it.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct RpcErrorObject {
-    /// The JSON-RPC code (see [`crate::codes`]).
+    /// The JSON-RPC code (see [`atoma_api::rpc::codes`]).
     pub code: i32,
     /// The server's message.
     pub message: String,

@@ -1,11 +1,15 @@
 //! The methods of SPEC §13: one handler each, reading its parameters with [`Args`] and answering
-//! with an `atoma-api` view or a [`crate::types`] shape.
+//! with an `atoma-api` view or an [`atoma_api::rpc`] shape.
 //!
 //! Reads run on tokio's blocking pool (`register_blocking_method`): they take the state's read
 //! lock or a redb read transaction, which a block commit can hold for an fsync, and the audit
 //! and dry run walk or copy the whole state. Transactions and the local-network controls are
 //! async: they wait for their block without holding a thread.
 
+use atoma_api::rpc::{
+    BalanceView, BlockView, ChainInfoView, DryRunResult, EventPage, ExecutionStatus, NonceView, TaskPage,
+    TransactionData, TransactionResult,
+};
 use atoma_api::{
     AuditView, BadgeView, DbView, EventEnvelope, EventId as EventIdJson, ModelView, NodeView, StackLookup,
     TaskView, TicketView,
@@ -25,10 +29,6 @@ use serde_json::Value;
 use crate::error::{RpcError, RpcErrorName};
 use crate::params::Args;
 use crate::server::{Context, MAX_ADVANCE_CLOCK_MS};
-use crate::types::{
-    BalanceView, BlockView, ChainInfoView, DryRunResult, EventPage, ExecutionStatus, NonceView, TaskPage,
-    TransactionData, TransactionResult,
-};
 
 type Handler = fn(&Context, &Args) -> Result<Value, RpcError>;
 
