@@ -1,9 +1,9 @@
-//! The CLI's view of a node: the typed client of `atoma-rpc`, with every failure turned into a
+//! The CLI's view of a node: the typed client of `atoma-client`, with every failure turned into a
 //! named [`CliError`] and contract refusals of executed transactions turned into errors too.
 
 use atoma_api::rpc::TransactionResult;
+use atoma_client::{Client, ClientError};
 use atoma_contract::{Address, Call};
-use atoma_rpc::{Client, ClientError};
 use atoma_types::Keypair;
 
 use crate::error::{CliError, CliErrorKind, CliResult};

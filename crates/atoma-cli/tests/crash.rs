@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use atoma_api::rpc::{EventPage, ExecutionStatus, TransactionResult};
 use atoma_api::{BadgeKindView, ErrorView, EventEnvelope, EventId};
+use atoma_client::{Client, ClientError};
 use atoma_contract::{
     Address, AdminOp, Call, NodeSmallId, ObjectId, Parameter, StackSmallId, TOMA, TaskSmallId,
 };
@@ -37,7 +38,6 @@ use atoma_ledger::chain::CHAIN_DB_FILE;
 use atoma_ledger::genesis::ADMIN_ALIAS;
 use atoma_ledger::keystore::KEYSTORE_FILE;
 use atoma_ledger::{ApplyOutcome, Keystore, Ledger, LedgerOptions};
-use atoma_rpc::{Client, ClientError};
 use atoma_types::events::{EventId as LogId, ObjectKind, object_refs};
 use atoma_types::{
     Block, BlockHeader, Digest, EventFilter, EventRecord, Keypair, SignedTransaction, TxOutcome, TxStatus,

@@ -1,13 +1,13 @@
-//! The Atoma chain's JSON-RPC interface (SPEC §13): the server and the Rust client.
+//! The Atoma chain's JSON-RPC server (SPEC §13).
 //!
-//! - **Server**: [`serve`] answers JSON-RPC 2.0 over HTTP `POST` and WebSocket on one port
-//!   (default `127.0.0.1:9000`), plus plain `GET /health` and Prometheus `GET /metrics`. It is a
-//!   thin shell over [`atoma_ledger::ChainHandle`]: it reads parameters, calls the chain, and
-//!   turns the answers into `atoma-api` JSON. It holds no state of its own beyond two gauges.
-//! - **Client**: [`Client`] has one typed async method per RPC method, a
-//!   [`Client::sign_and_execute`] helper, and [`Client::subscribe_events`] for live events. It
-//!   reads back the very types the server writes (the `atoma-api` views and
-//!   [`atoma_api::rpc`] shapes).
+//! [`serve`] answers JSON-RPC 2.0 over HTTP `POST` and WebSocket on one port (default
+//! `127.0.0.1:9000`), plus plain `GET /health` and Prometheus `GET /metrics`. It is a thin shell
+//! over [`atoma_ledger::ChainHandle`]: it reads parameters, calls the chain, and turns the
+//! answers into `atoma-api` JSON. It holds no state of its own beyond two gauges.
+//!
+//! The typed Rust client is the `atoma-client` crate, which does not depend on this one: what
+//! the two must agree on — result shapes, event filters as JSON, error codes, body limits, the
+//! subscription's method names — is in [`atoma_api::rpc`], which both read.
 //!
 //! # Wire choices
 //! - Transactions travel Sui-style: `atoma_executeTransaction(txBytes, signature)`, both in
@@ -32,7 +32,6 @@
 #![deny(missing_docs)]
 
 mod body;
-pub mod client;
 pub mod error;
 mod http;
 mod methods;
@@ -41,6 +40,5 @@ mod params;
 pub mod server;
 mod subscription;
 
-pub use client::{Client, ClientError, EventStream, RpcErrorObject};
 pub use error::{RPC_ERROR_CODE_BASE, RpcErrorName};
 pub use server::{RpcConfig, RpcServerHandle, ServeError, serve};

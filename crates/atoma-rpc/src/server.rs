@@ -175,7 +175,7 @@ impl RpcServerHandle {
         self.addr
     }
 
-    /// `http://<addr>`, for [`crate::Client::new`].
+    /// `http://<addr>`, for `atoma_client::Client::new`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }

@@ -3,10 +3,10 @@
 //! and a stream of live events.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), atoma_rpc::ClientError> {
+//! # async fn demo() -> Result<(), atoma_client::ClientError> {
 //! use atoma_contract::Call;
 //! use atoma_types::Keypair;
-//! use atoma_rpc::Client;
+//! use atoma_client::Client;
 //!
 //! let client = Client::new("http://127.0.0.1:9000")?;
 //! let key = Keypair::test_account(0);
