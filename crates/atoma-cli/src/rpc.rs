@@ -39,7 +39,7 @@ impl Rpc {
                     format!("{} (JSON-RPC error {})", object.message, object.code),
                 ),
             },
-            ClientError::Transport(reason) if is_unreachable(&reason) => CliError::no_node(&self.url),
+            ClientError::Transport(reason) if is_unreachable(&reason.message) => CliError::no_node(&self.url),
             ClientError::Transport(reason) => CliError::new(
                 CliErrorKind::ERpc,
                 format!("the node at {} did not answer: {reason}", self.url),

@@ -5,6 +5,14 @@
 //! and [`Client::subscribe_events`] for live events. It reads back the very types the server
 //! writes: the `atoma-api` views and [`atoma_api::rpc`] shapes.
 //!
+//! - [`Client::new`]: calls over HTTP, a `POST` each. Simple and stateless; but every call in
+//!   flight holds a connection, and one of the server's connection slots (HTTP 429 beyond them).
+//! - [`Client::connect_ws`], or [`Client::connect`] with [`ClientOptions`]: calls over one
+//!   WebSocket, any number in flight together, the same methods. For clients that pipeline.
+//! - [`ClientError`] names what went wrong: the ledger's, contract's or RPC's named error behind
+//!   a JSON-RPC error, whether retrying may help ([`ClientError::is_retryable`]), and the HTTP
+//!   status of a request the server refused before reading it ([`ClientError::http_status`]).
+//!
 //! # Why a crate of its own
 //! A program that only talks to a node must not build the node. This crate depends on the wire
 //! types (`atoma-types`), the JSON shapes (`atoma-api`), the contract's call types
@@ -19,6 +27,12 @@
 
 #![deny(missing_docs)]
 
-pub mod client;
+mod client;
+mod error;
+mod events;
+mod transport;
 
-pub use client::{Client, ClientError, EventStream, REQUEST_TIMEOUT, RpcErrorObject};
+pub use client::Client;
+pub use error::{ClientError, RpcErrorObject, TransportError};
+pub use events::EventStream;
+pub use transport::{ClientOptions, REQUEST_TIMEOUT, Transport};
