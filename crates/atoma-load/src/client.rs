@@ -179,7 +179,7 @@ pub(crate) async fn drive(
 async fn resync(submitter: &Submitter, lanes: &mut [Lane]) -> bool {
     let mut repaired = false;
     for lane in lanes.iter_mut().filter(|l| l.broken && l.in_flight == 0) {
-        if let Ok(nonce) = submitter.conn.nonce(&lane.key.address()).await {
+        if let Ok(nonce) = submitter.conn.get_nonce(&lane.key.address()).await {
             lane.nonce = nonce;
             lane.broken = false;
             repaired = true;
