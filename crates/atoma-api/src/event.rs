@@ -92,12 +92,12 @@ pub struct EventEnvelope {
     /// The event's transaction and index.
     pub id: EventId,
     /// The package id fixed at genesis.
-    #[serde(with = "wire::hex")]
+    #[serde(with = "wire::text")]
     pub package_id: ObjectId,
     /// Always [`TRANSACTION_MODULE`].
     pub transaction_module: String,
     /// The address that signed the transaction.
-    #[serde(with = "wire::hex")]
+    #[serde(with = "wire::text")]
     pub sender: Address,
     /// `<packageId>::db::<EventName>`.
     #[serde(rename = "type")]

@@ -4,8 +4,8 @@
 //! their fields as neutral [`atoma_contract::EventValue`]s and its state is plain Rust data. Wire
 //! shapes are a decision of the outside surface (SPEC §10, §13), they change for different
 //! reasons than protocol rules do, and one crate owning them means the RPC server, the client
-//! and the CLI cannot drift apart. So this crate turns contract types into JSON, and nothing
-//! else does.
+//! and the CLI cannot drift apart. So this crate turns contract and chain types into JSON, and
+//! nothing else does.
 //!
 //! - [`event_json`] and [`EventEnvelope`]: events in Sui's `parsedJson` convention and envelope;
 //!   [`EventId`] is the event cursor. Golden files under `tests/golden/events/` pin every event.
@@ -15,6 +15,9 @@
 //!   served and deserialize from it, so the client reads back the same types.
 //! - [`error_json`] and [`ErrorView`]: contract errors by name, number and message.
 //! - [`encode_digest`] / [`decode_digest`]: transaction digests in base58.
+//! - [`rpc`]: what the JSON-RPC server and its clients share — the shapes of transaction results,
+//!   blocks, chain info, balances, nonces and pages; event filters as JSON; the subscription's
+//!   method names, the body size limits and the error codes.
 //!
 //! # Conventions
 //! Values follow SPEC §10 everywhere, in events and views alike: a `u64` (or the audit's `u128`)
@@ -29,6 +32,7 @@
 mod digest;
 mod error;
 mod event;
+pub mod rpc;
 mod summary;
 mod view;
 mod wire;

@@ -99,9 +99,9 @@ pub struct AttestationRootView {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DbView {
-    #[serde(with = "wire::hex")]
+    #[serde(with = "wire::text")]
     pub db_id: ObjectId,
-    #[serde(with = "wire::hex")]
+    #[serde(with = "wire::text")]
     pub package_id: ObjectId,
     /// The small id the next registered node gets.
     #[serde(with = "wire::u64_str")]

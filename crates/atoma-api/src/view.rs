@@ -21,10 +21,10 @@ use crate::wire;
 pub struct NodeView {
     #[serde(with = "wire::small")]
     pub small_id: NodeSmallId,
-    #[serde(with = "wire::hex")]
+    #[serde(with = "wire::text")]
     pub badge_id: ObjectId,
     /// The owner of the node's badge, who operates the node.
-    #[serde(with = "wire::opt_hex")]
+    #[serde(with = "wire::opt_text")]
     pub owner: Option<Address>,
     #[serde(with = "wire::u64_str")]
     pub collateral: u64,
@@ -147,14 +147,14 @@ fn owner_of(db: &AtomaDb, badge: ObjectId) -> Option<Address> {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskView {
-    #[serde(with = "wire::hex")]
+    #[serde(with = "wire::text")]
     pub id: ObjectId,
     #[serde(with = "wire::small")]
     pub small_id: TaskSmallId,
-    #[serde(with = "wire::hex")]
+    #[serde(with = "wire::text")]
     pub badge_id: ObjectId,
     /// The owner of the task's badge.
-    #[serde(with = "wire::opt_hex")]
+    #[serde(with = "wire::opt_text")]
     pub owner: Option<Address>,
     /// The task role's wire number (SPEC §3).
     pub role: u16,
@@ -204,14 +204,14 @@ impl TaskView {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StackView {
-    #[serde(with = "wire::hex")]
+    #[serde(with = "wire::text")]
     pub id: ObjectId,
     #[serde(with = "wire::small")]
     pub small_id: StackSmallId,
-    #[serde(with = "wire::hex")]
+    #[serde(with = "wire::text")]
     pub badge_id: ObjectId,
     /// The owner of the stack's badge, who gets its refunds.
-    #[serde(with = "wire::opt_hex")]
+    #[serde(with = "wire::opt_text")]
     pub owner: Option<Address>,
     #[serde(with = "wire::small")]
     pub task_small_id: TaskSmallId,
@@ -509,9 +509,9 @@ pub enum BadgeKindView {
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BadgeView {
-    #[serde(with = "wire::hex")]
+    #[serde(with = "wire::text")]
     pub id: ObjectId,
-    #[serde(with = "wire::hex")]
+    #[serde(with = "wire::text")]
     pub owner: Address,
     pub kind: BadgeKindView,
     /// The node, task or stack the badge controls; `kind` says which.

@@ -1,4 +1,6 @@
-//! serde helpers for the value conventions of SPEC §10, used by the views and the envelope.
+//! serde helpers for the value conventions of SPEC §10, used by the views, the envelope and the
+//! RPC's result shapes ([`crate::rpc`]), and the lenient readers the RPC's parameters share with
+//! them.
 //!
 //! Each submodule is meant for `#[serde(with = "…")]`. Serializing writes the one canonical
 //! form; deserializing is lenient where JSON tools are (a `u64` may come as a string or a number)
@@ -10,6 +12,26 @@ use core::str::FromStr;
 use atoma_contract::{EchelonId, NodeSmallId, StackSmallId, TaskSmallId};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+/// A `u64` read from a JSON number or a decimal string (no sign, no fraction, no spaces), as the
+/// RPC's parameters accept it.
+pub fn u64_of(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => decimal(s).and_then(|v| u64::try_from(v).ok()),
+        _ => None,
+    }
+}
+
+/// A string of decimal digits only (the wire format never has a sign or spaces), as a number;
+/// `None` for anything else or a value beyond `u128`.
+fn decimal(text: &str) -> Option<u128> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
 
 /// A `u64` or `u128` written as a decimal string, read from a string or a number.
 pub(crate) mod u64_str {
@@ -90,16 +112,13 @@ impl Visitor<'_> for DecimalVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<u128, E> {
-        // `u128::from_str` accepts a leading `+`; the wire format never has one.
-        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(E::custom(format!("not a decimal integer: {v:?}")));
-        }
-        v.parse().map_err(|_| E::custom(format!("decimal integer out of range: {v:?}")))
+        decimal(v).ok_or_else(|| E::custom(format!("not a decimal integer in range: {v:?}")))
     }
 }
 
-/// An address or object id as `0x` + 64 lowercase hex digits.
-pub(crate) mod hex {
+/// A value written with `Display` and read with `FromStr`: addresses and object ids (`0x` + 64
+/// lowercase hex digits), digests (base58).
+pub(crate) mod text {
     use super::*;
 
     pub fn serialize<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -112,13 +131,22 @@ pub(crate) mod hex {
         T::Err: fmt::Display,
         D: Deserializer<'de>,
     {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(de::Error::custom)
+        parse(String::deserialize(d)?)
+    }
+
+    /// `text` read with `FromStr`; the error names the text.
+    pub(super) fn parse<T, E>(text: String) -> Result<T, E>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+        E: de::Error,
+    {
+        text.parse().map_err(|e| E::custom(format!("{e}: {text:?}")))
     }
 }
 
-/// An optional address or object id: `null` or `0x` hex.
-pub(crate) mod opt_hex {
+/// An optional value written with `Display` and read with `FromStr`: `null` or its text.
+pub(crate) mod opt_text {
     use super::*;
 
     pub fn serialize<T: fmt::Display, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
@@ -134,10 +162,41 @@ pub(crate) mod opt_hex {
         T::Err: fmt::Display,
         D: Deserializer<'de>,
     {
-        match Option::<String>::deserialize(d)? {
-            Some(text) => text.parse().map(Some).map_err(de::Error::custom),
-            None => Ok(None),
-        }
+        Option::<String>::deserialize(d)?.map(text::parse).transpose()
+    }
+}
+
+/// A list of values written with `Display` and read with `FromStr`: `["…", …]`.
+pub(crate) mod text_vec {
+    use super::*;
+
+    pub fn serialize<T: fmt::Display, S: Serializer>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(ToString::to_string))
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Vec<T>, D::Error>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+        D: Deserializer<'de>,
+    {
+        Vec::<String>::deserialize(d)?.into_iter().map(text::parse).collect()
+    }
+}
+
+/// Bytes as standard base64 (with padding), as Sui sends transaction bytes.
+pub(crate) mod base64_bytes {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text.as_bytes()).map_err(|e| de::Error::custom(format!("not base64: {e}")))
     }
 }
 
@@ -252,9 +311,9 @@ mod tests {
         b: u128,
         #[serde(with = "opt_u64_str")]
         c: Option<u64>,
-        #[serde(with = "hex")]
+        #[serde(with = "text")]
         d: Address,
-        #[serde(with = "opt_hex")]
+        #[serde(with = "opt_text")]
         e: Option<ObjectId>,
         #[serde(with = "small")]
         f: NodeSmallId,
@@ -264,6 +323,10 @@ mod tests {
         h: Vec<StackSmallId>,
         #[serde(with = "echelon")]
         i: EchelonId,
+        #[serde(with = "text_vec")]
+        j: Vec<Address>,
+        #[serde(with = "base64_bytes")]
+        k: Vec<u8>,
     }
 
     fn sample() -> Sample {
@@ -277,6 +340,8 @@ mod tests {
             g: Some(TaskSmallId(8)),
             h: vec![StackSmallId(9), StackSmallId(10)],
             i: EchelonId(2),
+            j: vec![Address([1; 32])],
+            k: vec![0, 1, 255],
         }
     }
 
@@ -295,6 +360,8 @@ mod tests {
                 "g": {"inner": "8"},
                 "h": [{"inner": "9"}, {"inner": "10"}],
                 "i": {"id": "2"},
+                "j": [format!("0x{}", "01".repeat(32))],
+                "k": "AAH/",
             })
         );
         assert_eq!(serde_json::from_value::<Sample>(v).ok(), Some(sample()));
@@ -323,11 +390,23 @@ mod tests {
             ("f", json!({"inner": "1", "extra": "2"})),
             ("f", json!("7")),
             ("i", json!({"inner": "2"})),
+            ("j", json!(["0x12"])),
+            ("k", json!("not base64!")),
         ];
         for (key, value) in bad {
             let mut v = serde_json::to_value(sample()).expect("serializes");
             v[key] = value.clone();
             assert!(serde_json::from_value::<Sample>(v).is_err(), "accepted {key} = {value}");
+        }
+    }
+
+    #[test]
+    fn u64_readers_accept_numbers_and_digit_strings_only() {
+        assert_eq!(u64_of(&json!(7)), Some(7));
+        assert_eq!(u64_of(&json!("18446744073709551615")), Some(u64::MAX));
+        for bad in [json!(-1), json!(1.5), json!("+1"), json!(" 1"), json!(""), json!("18446744073709551616")]
+        {
+            assert_eq!(u64_of(&bad), None, "{bad}");
         }
     }
 }

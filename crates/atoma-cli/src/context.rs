@@ -2,9 +2,9 @@
 //! connection to the node, each made when first needed.
 
 use atoma_api::BadgeKindView;
+use atoma_api::rpc::TransactionResult;
 use atoma_contract::{Address, Call, ObjectId};
 use atoma_ledger::genesis::ADMIN_ALIAS;
-use atoma_rpc::types::TransactionResult;
 
 use crate::cli::Global;
 use crate::error::{CliError, CliErrorKind, CliResult};

@@ -8,11 +8,11 @@
 //! on first use and funded from the faucet; each run adds a model named after the chain's height,
 //! so the demo can run any number of times on the same network.
 
+use atoma_api::rpc::TransactionResult;
 use atoma_api::{EventEnvelope, StackLookup};
 use atoma_contract::commitment::party_commitment;
 use atoma_contract::enums::{Modality, Optimizations, SecurityLevel, TaskRole};
 use atoma_contract::{AdminOp, Call, EchelonId, EchelonParams, NodeSmallId, StackSmallId, TOMA, TaskSmallId};
-use atoma_rpc::TransactionResult;
 use atoma_types::{EventFilter, Keypair};
 use serde_json::{Value, json};
 

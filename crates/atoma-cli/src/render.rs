@@ -1,9 +1,9 @@
 //! Views and transaction results as [`Report`]s: the JSON the RPC served, and text for people.
 
+use atoma_api::rpc::TransactionResult;
 use atoma_api::{
     AuditView, BadgeView, EventEnvelope, ModelView, NodeView, StackLookup, StackView, TaskView, TicketView,
 };
-use atoma_rpc::types::TransactionResult;
 use std::collections::BTreeMap;
 
 use serde::Serialize;

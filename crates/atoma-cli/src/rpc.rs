@@ -1,9 +1,9 @@
-//! The CLI's view of a node: the typed client of `atoma-rpc`, with every failure turned into a
+//! The CLI's view of a node: the typed client of `atoma-client`, with every failure turned into a
 //! named [`CliError`] and contract refusals of executed transactions turned into errors too.
 
+use atoma_api::rpc::TransactionResult;
+use atoma_client::{Client, ClientError};
 use atoma_contract::{Address, Call};
-use atoma_rpc::types::TransactionResult;
-use atoma_rpc::{Client, ClientError};
 use atoma_types::Keypair;
 
 use crate::error::{CliError, CliErrorKind, CliResult};
@@ -39,7 +39,7 @@ impl Rpc {
                     format!("{} (JSON-RPC error {})", object.message, object.code),
                 ),
             },
-            ClientError::Transport(reason) if is_unreachable(&reason) => CliError::no_node(&self.url),
+            ClientError::Transport(reason) if is_unreachable(&reason.message) => CliError::no_node(&self.url),
             ClientError::Transport(reason) => CliError::new(
                 CliErrorKind::ERpc,
                 format!("the node at {} did not answer: {reason}", self.url),

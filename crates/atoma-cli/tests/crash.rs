@@ -28,7 +28,9 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use atoma_api::{BadgeKindView, ErrorView, EventEnvelope, EventId};
+use atoma_api::rpc::{EventPage, ExecutionStatus, TransactionResult};
+use atoma_api::{BadgeKindView, EventEnvelope, EventId};
+use atoma_client::{Client, ClientError};
 use atoma_contract::{
     Address, AdminOp, Call, NodeSmallId, ObjectId, Parameter, StackSmallId, TOMA, TaskSmallId,
 };
@@ -36,10 +38,9 @@ use atoma_ledger::chain::CHAIN_DB_FILE;
 use atoma_ledger::genesis::ADMIN_ALIAS;
 use atoma_ledger::keystore::KEYSTORE_FILE;
 use atoma_ledger::{ApplyOutcome, Keystore, Ledger, LedgerOptions};
-use atoma_rpc::{Client, ClientError, EventPage, ExecutionStatus, TransactionResult};
 use atoma_types::events::{EventId as LogId, ObjectKind, object_refs};
 use atoma_types::{
-    Block, BlockHeader, Digest, EventFilter, EventRecord, Keypair, SignedTransaction, TxOutcome, TxStatus,
+    Block, BlockHeader, Digest, EventFilter, EventRecord, Keypair, SignedTransaction, TxOutcome,
 };
 use common::Network;
 use tokio::task::JoinSet;
@@ -771,14 +772,7 @@ impl Run {
 
 /// A transaction's result as the RPC shows it, from what the ledger stored.
 fn result_of(outcome: &TxOutcome, package_id: ObjectId) -> TransactionResult {
-    let (status, error) = match outcome.status {
-        TxStatus::Success => (ExecutionStatus::Success, None),
-        TxStatus::Failure(e) => (ExecutionStatus::Failure, Some(ErrorView::from(e))),
-        TxStatus::Skipped(r) => (
-            ExecutionStatus::Failure,
-            Some(ErrorView { name: r.name().into(), code: r.code(), message: r.message().into() }),
-        ),
-    };
+    let (status, error) = ExecutionStatus::of(&outcome.status);
     let envelope = |r: &EventRecord| {
         EventEnvelope::new(package_id, r.id.tx_digest.0, r.id.event_seq, r.sender, r.timestamp_ms, &r.event)
     };

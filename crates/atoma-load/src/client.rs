@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
+use atoma_api::rpc::TransactionResult;
 use atoma_contract::{Address, Call, NodeSmallId, StackSmallId, TaskSmallId};
-use atoma_rpc::TransactionResult;
 use atoma_types::Keypair;
 use tokio::task::JoinSet;
 
@@ -179,7 +179,7 @@ pub(crate) async fn drive(
 async fn resync(submitter: &Submitter, lanes: &mut [Lane]) -> bool {
     let mut repaired = false;
     for lane in lanes.iter_mut().filter(|l| l.broken && l.in_flight == 0) {
-        if let Ok(nonce) = submitter.conn.nonce(&lane.key.address()).await {
+        if let Ok(nonce) = submitter.conn.get_nonce(&lane.key.address()).await {
             lane.nonce = nonce;
             lane.broken = false;
             repaired = true;

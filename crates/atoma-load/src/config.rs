@@ -134,7 +134,7 @@ impl LoadConfig {
     pub fn new(rpc_url: impl Into<String>) -> Self {
         LoadConfig {
             rpc_url: rpc_url.into(),
-            transport: Transport::default(),
+            transport: Transport::WebSocket,
             concurrency: 8,
             pipeline: DEFAULT_PIPELINE,
             stop: Stop::Transactions(1_000),

@@ -37,7 +37,9 @@
 //! - **Connections**: over WebSocket each client holds one connection and the run one more, so
 //!   with the server's default limit of 128 at most 127 clients (a connection refused as busy is
 //!   retried for [`LoadConfig::retry_for`]). Over HTTP every request in flight holds a connection:
-//!   beyond the limit requests get HTTP 429 and are retried.
+//!   beyond the limit requests get HTTP 429 and are retried. The calls go through
+//!   `atoma_client::Client` over the chosen [`Transport`]; this crate adds only the reading of
+//!   failures (busy, not yet, unknown) and the retries.
 //! - **Latency** runs from a transaction's first send to its answer, which the server gives after
 //!   the block is durably committed; retries are included. Percentiles come from a [`Histogram`]
 //!   with 1.6% resolution.
@@ -62,8 +64,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use atoma_api::rpc::TransactionResult;
+use atoma_client::{Client, ClientError};
 use atoma_contract::{Call, NodeSmallId, TaskSmallId};
-use atoma_rpc::TransactionResult;
 use atoma_types::Keypair;
 use tokio::task::JoinSet;
 
@@ -74,7 +77,7 @@ pub use progress::{Phase, Progress};
 pub use report::{Answered, CallCounts, Report};
 
 use client::{Lane, Mix, Plan, Tally, Transfers};
-use conn::{CallError, Conn, Retry};
+use conn::{Retry, retry};
 use submit::{Answer, Shared, Submitter};
 
 /// Faucet calls in flight while funding accounts.
@@ -107,12 +110,12 @@ where
     P: FnMut(&Progress) + Send,
 {
     config.validate().map_err(LoadError::InvalidConfig)?;
-    let connect = |e: CallError| LoadError::Connect(e.to_string());
+    let connect = |e: ClientError| LoadError::Connect(e.to_string());
     let shared = Arc::new(Shared::new(config.stop));
-    let setup_conn = Conn::open(&config.rpc_url, config.transport, config.request_timeout, config.retry_for)
+    let setup_conn = conn::open(&config.rpc_url, config.transport, config.request_timeout, config.retry_for)
         .await
         .map_err(connect)?;
-    let info = setup_conn.chain_info().await.map_err(connect)?;
+    let info = setup_conn.get_chain_info().await.map_err(connect)?;
     let chain_id = info.chain_id.0;
     let setup_start = Instant::now();
     let total = setup_steps(config);
@@ -121,7 +124,7 @@ where
         ticking(setup(config, &setup_conn, &shared, chain_id), &shared, config, &mut on_progress, phase)
             .await?;
     let setup = setup_start.elapsed();
-    let height_before = setup_conn.chain_info().await.map_err(connect)?.height;
+    let height_before = setup_conn.get_chain_info().await.map_err(connect)?.height;
 
     let started = shared.start();
     let advancer = epoch_advancer(config, &setup_conn, info.local_network);
@@ -152,7 +155,7 @@ where
         advancer.abort();
     }
     let elapsed = tally.last_answer.map_or_else(|| started.elapsed(), |t| t.duration_since(started));
-    let height_after = setup_conn.chain_info().await.map_or(height_before, |i| i.height);
+    let height_after = setup_conn.get_chain_info().await.map_or(height_before, |i| i.height);
     let mut last = shared.progress(Phase::Finished);
     last.elapsed = elapsed;
     on_progress(&last);
@@ -214,14 +217,14 @@ fn setup_steps(config: &LoadConfig) -> u64 {
 
 /// A client ready to run.
 struct Prepared {
-    conn: Conn,
+    conn: Client,
     lanes: Vec<Lane>,
     plan: Box<dyn Plan>,
 }
 
 async fn setup(
     config: &LoadConfig,
-    conn: &Conn,
+    conn: &Client,
     shared: &Arc<Shared>,
     chain_id: [u8; 32],
 ) -> Result<Vec<Prepared>, LoadError> {
@@ -233,13 +236,13 @@ async fn setup(
         let recipient = keys[(index + 1) % config.concurrency * per_client].address();
         clients.spawn(async move {
             let conn =
-                Conn::open(&config.rpc_url, config.transport, config.request_timeout, config.retry_for)
+                conn::open(&config.rpc_url, config.transport, config.request_timeout, config.retry_for)
                     .await
                     .map_err(|e| LoadError::Connect(e.to_string()))?;
             let mut lanes = Vec::new();
             for key in client_keys {
                 let nonce =
-                    conn.nonce(&key.address()).await.map_err(|e| LoadError::Connect(e.to_string()))?;
+                    conn.get_nonce(&key.address()).await.map_err(|e| LoadError::Connect(e.to_string()))?;
                 lanes.push(Lane::new(key, nonce));
             }
             shared.setup_done.fetch_add(1, Ordering::Relaxed);
@@ -265,7 +268,11 @@ async fn setup(
 }
 
 /// The keys of every client, `keys_per_client` after another, funded.
-async fn accounts(config: &LoadConfig, conn: &Conn, shared: &Arc<Shared>) -> Result<Vec<Keypair>, LoadError> {
+async fn accounts(
+    config: &LoadConfig,
+    conn: &Client,
+    shared: &Arc<Shared>,
+) -> Result<Vec<Keypair>, LoadError> {
     let n = config.concurrency * config.workload.keys_per_client();
     match &config.accounts {
         Accounts::Keys(keys) => Ok(keys[..n].to_vec()),
@@ -295,20 +302,20 @@ async fn accounts(config: &LoadConfig, conn: &Conn, shared: &Arc<Shared>) -> Res
 
 /// One faucet call, retried while the node is busy.
 async fn fund(
-    conn: &Conn,
+    conn: &Client,
     address: atoma_contract::Address,
     amount: u64,
     retry_for: Duration,
 ) -> Result<(), LoadError> {
     let start = Instant::now();
     loop {
-        match conn.faucet(&address, amount).await {
+        match conn.faucet(&address, Some(amount)).await {
             Ok(result) if result.error.is_none() => return Ok(()),
             Ok(result) => {
                 let name = result.error.map(|e| e.name).unwrap_or_default();
                 return Err(LoadError::Setup(format!("the faucet refused: {name}")));
             }
-            Err(e) if e.retry() == Retry::Busy && start.elapsed() < retry_for => {
+            Err(e) if retry(&e) == Retry::Busy && start.elapsed() < retry_for => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(e) => return Err(LoadError::Setup(format!("the faucet failed: {e}"))),
@@ -324,12 +331,8 @@ async fn prepare_market(
     pipeline: usize,
 ) -> Result<Mix, LoadError> {
     let setup_error = |what: &str, e: String| LoadError::Setup(format!("{what}: {e}"));
-    let config =
-        submitter.conn.contract_config().await.map_err(|e| setup_error("atoma_getDb", e.to_string()))?;
-    let collateral: u64 = config["registration_collateral"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| setup_error("atoma_getDb", "no registration_collateral".into()))?;
+    let db = submitter.conn.get_db().await.map_err(|e| setup_error("atoma_getDb", e.to_string()))?;
+    let collateral = db.config.registration_collateral;
     let [user, node] = lanes else {
         return Err(LoadError::Setup("the mix needs two keys per client".into()));
     };
@@ -381,7 +384,7 @@ async fn setup_call(
 }
 
 /// For the mix on a local network: a task that advances the epoch every so often.
-fn epoch_advancer(config: &LoadConfig, conn: &Conn, local: bool) -> Option<tokio::task::JoinHandle<()>> {
+fn epoch_advancer(config: &LoadConfig, conn: &Client, local: bool) -> Option<tokio::task::JoinHandle<()>> {
     let Workload::Mix { advance_epoch_every: Some(every) } = config.workload else { return None };
     if !local {
         return None;

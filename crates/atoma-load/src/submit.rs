@@ -13,11 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use atoma_rpc::TransactionResult;
+use atoma_api::rpc::TransactionResult;
+use atoma_client::{Client, ClientError};
 use atoma_types::{Digest, SignedTransaction};
 
 use crate::config::Stop;
-use crate::conn::{CallError, Conn, Retry};
+use crate::conn::{Retry, failure_name, retry};
 use crate::progress::{Phase, Progress};
 
 /// Counters shared by every client of a run.
@@ -139,7 +140,7 @@ pub(crate) enum Answer {
 /// Sends transactions over one connection, retrying as the module docs say.
 #[derive(Clone)]
 pub(crate) struct Submitter {
-    pub(crate) conn: Conn,
+    pub(crate) conn: Client,
     shared: Arc<Shared>,
     retry_for: Duration,
     /// Whether retries count in the run's figures (not during setup).
@@ -147,7 +148,7 @@ pub(crate) struct Submitter {
 }
 
 impl Submitter {
-    pub(crate) fn new(conn: Conn, shared: Arc<Shared>, retry_for: Duration, counted: bool) -> Self {
+    pub(crate) fn new(conn: Client, shared: Arc<Shared>, retry_for: Duration, counted: bool) -> Self {
         Submitter { conn, shared, retry_for, counted }
     }
 
@@ -156,23 +157,23 @@ impl Submitter {
         let mut attempt: u32 = 0;
         let mut maybe_admitted = false;
         loop {
-            let error = match self.conn.execute(signed).await {
+            let error = match self.conn.execute_transaction(signed).await {
                 Ok(result) => return Answer::Executed(Box::new(result)),
                 Err(e) => e,
             };
-            let retry = error.retry();
+            let retry = retry(&error);
             maybe_admitted |= retry == Retry::Unknown;
-            if maybe_admitted && error.name() == "ENonceUsed" {
+            if maybe_admitted && error.name() == Some("ENonceUsed") {
                 return self.look_up(signed.digest(), &error).await;
             }
             if retry == Retry::No || start.elapsed() >= self.retry_for {
                 if maybe_admitted {
                     return self.look_up_once(signed.digest(), &error).await;
                 }
-                return Answer::Refused(error.name());
+                return Answer::Refused(failure_name(&error));
             }
             if self.counted {
-                self.shared.retried(&error.name());
+                self.shared.retried(&failure_name(&error));
             }
             attempt = attempt.saturating_add(1);
             tokio::time::sleep(backoff(retry, attempt, signed.digest())).await;
@@ -180,23 +181,23 @@ impl Submitter {
     }
 
     /// Waits for a transaction that may be in the mempool to show up on the chain.
-    async fn look_up(&self, digest: Digest, why: &CallError) -> Answer {
+    async fn look_up(&self, digest: Digest, why: &ClientError) -> Answer {
         let start = Instant::now();
         let mut attempt = 0;
         while start.elapsed() < self.retry_for {
-            if let Ok(result) = self.conn.transaction(&digest).await {
+            if let Ok(result) = self.conn.get_transaction(&digest).await {
                 return Answer::Executed(Box::new(result));
             }
             attempt += 1;
             tokio::time::sleep(backoff(Retry::Busy, attempt, digest)).await;
         }
-        Answer::Refused(why.name())
+        Answer::Refused(failure_name(why))
     }
 
-    async fn look_up_once(&self, digest: Digest, why: &CallError) -> Answer {
-        match self.conn.transaction(&digest).await {
+    async fn look_up_once(&self, digest: Digest, why: &ClientError) -> Answer {
+        match self.conn.get_transaction(&digest).await {
             Ok(result) => Answer::Executed(Box::new(result)),
-            Err(_) => Answer::Refused(why.name()),
+            Err(_) => Answer::Refused(failure_name(why)),
         }
     }
 }

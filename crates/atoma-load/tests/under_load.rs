@@ -22,10 +22,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use atoma_api::AuditView;
+use atoma_client::{Client, ClientError};
 use atoma_contract::{Address, Call, TOMA};
 use atoma_ledger::{ChainConfig, ChainHandle};
 use atoma_load::{Accounts, LoadConfig, Phase, Report, Stop, Transport, Workload};
-use atoma_rpc::{Client, ClientError};
 use atoma_types::{Keypair, SignedTransaction};
 use jsonrpsee::core::client::ClientT;
 use support::*;

@@ -9,11 +9,12 @@ use std::error::Error;
 use std::net::SocketAddr;
 
 use atoma_api::BadgeKindView;
+use atoma_client::Client;
 use atoma_contract::{AdminOp, Call, EchelonId, EchelonParams, NodeSmallId, StackSmallId, TOMA, TaskSmallId};
 use atoma_ledger::genesis::ADMIN_ALIAS;
 use atoma_ledger::keystore::KEYSTORE_FILE;
 use atoma_ledger::{Chain, ChainConfig, Keystore};
-use atoma_rpc::{Client, RpcConfig, serve};
+use atoma_rpc::{RpcConfig, serve};
 use atoma_types::{EventFilter, Keypair, SignedTransaction};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

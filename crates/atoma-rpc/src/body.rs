@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use atoma_api::rpc::codes;
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{Method, StatusCode};
@@ -37,7 +38,7 @@ use jsonrpsee::types::{ErrorObjectOwned, Id, Response, ResponsePayload};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
-use crate::error::{RpcError, RpcErrorName, codes};
+use crate::error::{RpcError, RpcErrorName};
 use crate::http::ResponseFuture;
 
 /// Installs [`CompleteBodies`] in front of jsonrpsee.

@@ -1,68 +1,17 @@
-//! JSON-RPC error codes and how ledger and contract errors become JSON-RPC errors.
+//! How ledger and contract errors become JSON-RPC errors.
 //!
 //! Every error the server makes carries, when a named error is behind it, that error's
 //! `{"name", "code", "message"}` (the `atoma-api` [`ErrorView`]) in the JSON-RPC error's `data`,
-//! so the CLI can print it as SPEC §13 shows. JSON-RPC codes say what *kind* of failure it was:
-//!
-//! | code | constant | when | `data` |
-//! |---|---|---|---|
-//! | -32700 | [`codes::PARSE_ERROR`] | the body is not JSON, or is JSON but not a request object (jsonrpsee reads both alike) | — |
-//! | -32600 | [`codes::INVALID_REQUEST`] | a malformed batch; a request body that did not arrive within [`crate::RpcConfig::request_body_timeout`] (HTTP 408) | — / `ERequestBodyTimeout` |
-//! | -32601 | [`codes::METHOD_NOT_FOUND`] | no such method | — |
-//! | -32602 | [`codes::INVALID_PARAMS`] | a parameter is missing, unknown, extra or of the wrong type; the message names it | `EInvalidCursor` for an unknown cursor |
-//! | -32601 | [`codes::METHOD_NOT_FOUND`] | `atoma_subscribeEvents` / `atoma_unsubscribeEvents` over plain HTTP (they need a WebSocket) | `ESubscriptionNeedsWebSocket` |
-//! | -32603 | [`codes::INTERNAL_ERROR`] | a bug | — |
-//! | -32006 | [`codes::TOO_MANY_SUBSCRIPTIONS`] | the connection holds its maximum of subscriptions | — |
-//! | -32007 | [`codes::OVERSIZED_REQUEST`] | the body exceeds the request limit | — |
-//! | -32008 | [`codes::OVERSIZED_RESPONSE`] | the answer would exceed the response limit | — |
-//! | -32009 | [`codes::SERVER_BUSY`] | the mempool is full (retry later) | `EMempoolFull` |
-//! | -32010 | [`codes::BATCH_TOO_LONG`] | a batch holds more calls than [`crate::RpcConfig::max_batch_len`] | — |
-//! | -32050 | [`codes::TRANSACTION_REJECTED`] | the ledger refused the transaction before execution; nothing changed | `EBadSignature`, `EWrongChainId`, `ENonceUsed`, `ENonceFuture`, `EMalformedTransaction`, `ETransactionTooLarge` |
-//! | -32051 | [`codes::NOT_FOUND`] | the id names nothing | `ETaskNotFound`, `ENodeNotFound`, `EStackNotFound`, `EModelNotFound`, `ENoSettlementTicket`, `ETransactionNotFound`, `EBlockNotFound` |
-//! | -32052 | [`codes::NOT_LOCAL_NETWORK`] | faucet or time controls on a chain that is not a local network | `ENotLocalNetwork` |
-//! | -32053 | [`codes::CHAIN_UNAVAILABLE`] | the chain stopped or its storage failed | `EChainStopped`, `EStorage`, … |
-//!
-//! -32000…-32011 are jsonrpsee's own; ours start at -32050 so that they never collide.
-//! A transaction the contract refuses is **not** an error: it was executed, consumed its nonce and
-//! comes back with `status: "failure"` and the contract error in the result.
+//! so the CLI can print it as SPEC §13 shows. The JSON-RPC code says what *kind* of failure it
+//! was; the codes, and when each is answered, are in [`atoma_api::rpc::codes`], which clients
+//! read too. The RPC's own named errors (not found, no WebSocket, a body too slow) are
+//! [`RpcErrorName`]s.
 
 use atoma_api::ErrorView;
+use atoma_api::rpc::codes;
 use atoma_contract::ContractError;
 use atoma_ledger::{ChainError, LedgerError};
 use jsonrpsee::types::ErrorObjectOwned;
-
-/// The JSON-RPC error codes this server answers with (see the module docs).
-pub mod codes {
-    /// The body is not valid JSON.
-    pub const PARSE_ERROR: i32 = -32700;
-    /// A malformed request (jsonrpsee answers [`PARSE_ERROR`] for most non-requests).
-    pub const INVALID_REQUEST: i32 = -32600;
-    /// The method does not exist.
-    pub const METHOD_NOT_FOUND: i32 = -32601;
-    /// A parameter is missing, unknown, extra, or not of the expected type.
-    pub const INVALID_PARAMS: i32 = -32602;
-    /// A bug in the server.
-    pub const INTERNAL_ERROR: i32 = -32603;
-    /// jsonrpsee: the connection already holds its maximum of subscriptions.
-    pub const TOO_MANY_SUBSCRIPTIONS: i32 = -32006;
-    /// jsonrpsee: the request body exceeds [`crate::RpcConfig::max_request_body_bytes`].
-    pub const OVERSIZED_REQUEST: i32 = -32007;
-    /// jsonrpsee: the response would exceed [`crate::RpcConfig::max_response_body_bytes`].
-    pub const OVERSIZED_RESPONSE: i32 = -32008;
-    /// The chain is busy (`EMempoolFull`); the same request may succeed later. jsonrpsee uses
-    /// the same code when it is busy itself.
-    pub const SERVER_BUSY: i32 = -32009;
-    /// jsonrpsee: the batch holds more calls than [`crate::RpcConfig::max_batch_len`].
-    pub const BATCH_TOO_LONG: i32 = -32010;
-    /// The ledger refused the transaction before execution; nothing changed.
-    pub const TRANSACTION_REJECTED: i32 = -32050;
-    /// The id names nothing.
-    pub const NOT_FOUND: i32 = -32051;
-    /// Only a local network offers the faucet and the time controls.
-    pub const NOT_LOCAL_NETWORK: i32 = -32052;
-    /// The chain is stopped or its storage failed.
-    pub const CHAIN_UNAVAILABLE: i32 = -32053;
-}
 
 /// The base of the RPC's own error numbers, next to the contract's `312012000` and the ledger's
 /// `312013000` (SPEC §11). Used for not-found errors that have no contract or ledger name.

@@ -21,7 +21,7 @@ use jsonrpsee::core::BoxError;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
 use tower::{Layer, Service};
 
-use crate::types::HealthView;
+use atoma_api::rpc::HealthView;
 
 /// The RPC server's own counters.
 #[derive(Debug, Default)]

@@ -1,13 +1,14 @@
-//! The Atoma chain's JSON-RPC interface (SPEC §13): the server and the Rust client.
+//! The Atoma chain's JSON-RPC server (SPEC §13).
 //!
-//! - **Server**: [`serve`] answers JSON-RPC 2.0 over HTTP `POST` and WebSocket on one port
-//!   (default `127.0.0.1:9000`), plus plain `GET /health` and Prometheus `GET /metrics`. It is a
-//!   thin shell over an [`atoma_ledger::Node`] — the node's ledger for every read, its
-//!   [`atoma_ledger::Orderer`] for submissions, whoever orders: it reads parameters, calls them, and
-//!   turns the answers into `atoma-api` JSON. It holds no state of its own beyond two gauges.
-//! - **Client**: [`Client`] has one typed async method per RPC method, a
-//!   [`Client::sign_and_execute`] helper, and [`Client::subscribe_events`] for live events. It
-//!   reads back the very types the server writes ([`types`] and the `atoma-api` views).
+//! [`serve`] answers JSON-RPC 2.0 over HTTP `POST` and WebSocket on one port (default
+//! `127.0.0.1:9000`), plus plain `GET /health` and Prometheus `GET /metrics`. It is a thin shell
+//! over an [`atoma_ledger::Node`] — the node's ledger for every read, its
+//! [`atoma_ledger::Orderer`] for submissions, whoever orders: it reads parameters, calls them, and
+//! turns the answers into `atoma-api` JSON. It holds no state of its own beyond two gauges.
+//!
+//! The typed Rust client is the `atoma-client` crate, which does not depend on this one: what
+//! the two must agree on — result shapes, event filters as JSON, error codes, body limits, the
+//! subscription's method names — is in [`atoma_api::rpc`], which both read.
 //!
 //! # Wire choices
 //! - Transactions travel Sui-style: `atoma_executeTransaction(txBytes, signature)`, both in
@@ -17,10 +18,11 @@
 //! - A contract refusal is a *result* (`status: "failure"` and `error: {name, code, message}`),
 //!   because the transaction was executed and consumed its nonce. Everything else that goes
 //!   wrong is a JSON-RPC error whose `data` carries the ledger's, contract's or RPC's named error
-//!   (`{"name": "ENonceUsed", "code": 312013002, "message": …}`); codes are in [`codes`].
-//! - Unknown ids are errors, not `null`: code [`codes::NOT_FOUND`] with `ETaskNotFound`,
-//!   `ENodeNotFound`, `EStackNotFound`, `EModelNotFound`, `ENoSettlementTicket`,
-//!   `ETransactionNotFound` or `EBlockNotFound` in `data`. Balances and nonces of unknown
+//!   (`{"name": "ENonceUsed", "code": 312013002, "message": …}`); codes are in
+//!   [`atoma_api::rpc::codes`].
+//! - Unknown ids are errors, not `null`: code [`NOT_FOUND`](atoma_api::rpc::codes::NOT_FOUND)
+//!   with `ETaskNotFound`, `ENodeNotFound`, `EStackNotFound`, `EModelNotFound`,
+//!   `ENoSettlementTicket`, `ETransactionNotFound` or `EBlockNotFound` in `data`. Balances and nonces of unknown
 //!   addresses are 0 and badge lists empty, as for any account that has not transacted.
 //! - Parameters may be positional or named; `u64`s and small ids are numbers or decimal strings
 //!   (small ids also `{"inner": "7"}`), addresses `0x` + 64 hex digits, digests base58.
@@ -31,22 +33,13 @@
 #![deny(missing_docs)]
 
 mod body;
-pub mod client;
 pub mod error;
 mod http;
-mod json;
 mod methods;
 mod middleware;
 mod params;
 pub mod server;
 mod subscription;
-pub mod types;
 
-pub use client::{Client, ClientError, EventStream, RpcErrorObject};
-pub use error::{RPC_ERROR_CODE_BASE, RpcErrorName, codes};
+pub use error::{RPC_ERROR_CODE_BASE, RpcErrorName};
 pub use server::{RpcConfig, RpcServerHandle, ServeError, serve};
-pub use subscription::{SUBSCRIBE_EVENTS, UNSUBSCRIBE_EVENTS};
-pub use types::{
-    BalanceView, BlockView, ChainInfoView, DryRunResult, EventPage, ExecutionStatus, HealthView, NonceView,
-    TaskPage, TransactionData, TransactionResult, filter_from_json, filter_to_json,
-};

@@ -1,11 +1,15 @@
 //! The methods of SPEC §13: one handler each, reading its parameters with [`Args`] and answering
-//! with an `atoma-api` view or a [`crate::types`] shape.
+//! with an `atoma-api` view or an [`atoma_api::rpc`] shape.
 //!
 //! Reads run on tokio's blocking pool (`register_blocking_method`): they take the state's read
 //! lock or a redb read transaction, which a block commit can hold for an fsync, and the audit
 //! and dry run walk or copy the whole state. Transactions and the local-network controls are
 //! async: they wait for their block without holding a thread.
 
+use atoma_api::rpc::{
+    BalanceView, BlockView, ChainInfoView, DryRunResult, EventPage, ExecutionStatus, NonceView, TaskPage,
+    TransactionData, TransactionResult,
+};
 use atoma_api::{
     AuditView, BadgeView, DbView, EventEnvelope, EventId as EventIdJson, ModelView, NodeView, StackLookup,
     TaskView, TicketView,
@@ -14,7 +18,7 @@ use atoma_contract::{Address, Call, ContractError, NodeSmallId, StackSmallId, Ta
 use atoma_ledger::{ChainInfo, LedgerError, LocalNetwork};
 use atoma_types::events::effective_limit;
 use atoma_types::tx::MAX_TRANSACTION_SIZE;
-use atoma_types::{Block, BlockHeader, Digest, EventId, EventRecord, SignedTransaction, TxOutcome, TxStatus};
+use atoma_types::{Block, BlockHeader, Digest, EventId, EventRecord, SignedTransaction, TxOutcome};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jsonrpsee::RpcModule;
@@ -25,10 +29,6 @@ use serde_json::Value;
 use crate::error::{RpcError, RpcErrorName};
 use crate::params::Args;
 use crate::server::{Context, MAX_ADVANCE_CLOCK_MS};
-use crate::types::{
-    BalanceView, BlockView, ChainInfoView, DryRunResult, EventPage, ExecutionStatus, NonceView, TaskPage,
-    TransactionData, TransactionResult,
-};
 
 type Handler = fn(&Context, &Args) -> Result<Value, RpcError>;
 
@@ -143,28 +143,12 @@ fn envelope(c: &Context, record: &EventRecord) -> EventEnvelope {
     )
 }
 
-fn status_parts(status: &TxStatus) -> (ExecutionStatus, Option<atoma_api::ErrorView>) {
-    match status {
-        TxStatus::Success => (ExecutionStatus::Success, None),
-        TxStatus::Failure(e) => (ExecutionStatus::Failure, Some((*e).into())),
-        // Ordered but not executed (docs/LEDGER.md §3): a failure named by the ledger's refusal.
-        TxStatus::Skipped(reason) => (
-            ExecutionStatus::Failure,
-            Some(atoma_api::ErrorView {
-                name: reason.name().into(),
-                code: reason.code(),
-                message: reason.message().into(),
-            }),
-        ),
-    }
-}
-
 fn transaction_result(
     c: &Context,
     outcome: &TxOutcome,
     transaction: Option<TransactionData>,
 ) -> TransactionResult {
-    let (status, error) = status_parts(&outcome.status);
+    let (status, error) = ExecutionStatus::of(&outcome.status);
     TransactionResult {
         digest: outcome.digest,
         status,
@@ -183,7 +167,7 @@ fn dry_run(c: &Context, args: &Args) -> Result<Value, RpcError> {
     let signed = signed_transaction(args)?;
     let sender = signed.decode_transaction()?.sender;
     let outcome = c.node.ledger().dry_run(signed)?;
-    let (status, error) = status_parts(&outcome.status);
+    let (status, error) = ExecutionStatus::of(&outcome.status);
     let events = (0u64..)
         .zip(&outcome.events)
         .map(|(seq, event)| {

@@ -5,12 +5,12 @@
 
 use std::future::Future;
 
+use atoma_api::rpc::{SUBSCRIBE_EVENTS, UNSUBSCRIBE_EVENTS, codes};
 use jsonrpsee::core::middleware::{Batch, Notification, RpcServiceT};
 use jsonrpsee::server::MethodResponse;
 use jsonrpsee::types::{ErrorObjectOwned, Request};
 
-use crate::error::{RpcError, codes};
-use crate::subscription::{SUBSCRIBE_EVENTS, UNSUBSCRIBE_EVENTS};
+use crate::error::RpcError;
 
 /// Wraps the server's RPC service (see the module docs).
 #[derive(Clone, Debug)]

@@ -8,14 +8,13 @@
 //! `null`.
 
 use atoma_api::EventId as EventIdJson;
+use atoma_api::rpc::{filter_from_json, small_id_of, u64_of};
 use atoma_contract::{Address, NodeSmallId, StackSmallId, TaskSmallId};
 use atoma_types::{Digest, EventFilter, EventId};
 use jsonrpsee::types::Params;
 use serde_json::Value;
 
 use crate::error::RpcError;
-use crate::json;
-use crate::types::{filter_from_json, small_id_of};
 
 /// A method's parameters, lined up with its parameter names.
 pub(crate) struct Args {
@@ -128,7 +127,7 @@ pub(crate) trait FromParam: Sized {
 impl FromParam for u64 {
     const EXPECTED: &'static str = "a u64 as a number or a decimal string";
     fn from_param(value: &Value) -> Option<Self> {
-        json::u64_of(value)
+        u64_of(value)
     }
 }
 

@@ -12,6 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use atoma_api::rpc::{DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_RESPONSE_BODY_BYTES};
 use atoma_contract::{ObjectId, TOMA};
 use atoma_ledger::Node;
 use jsonrpsee::server::{BatchRequestConfig, PingConfig, Server, ServerConfig, ServerHandle};
@@ -22,10 +23,6 @@ use crate::methods;
 
 /// The port of SPEC §13.
 pub const DEFAULT_PORT: u16 = 9000;
-/// 256 KiB: room for the ledger's 128 KiB transaction limit in base64 (×4/3) and the envelope.
-pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u32 = 256 * 1024;
-/// 16 MiB: a page of 1,000 events fits many times over.
-pub const DEFAULT_MAX_RESPONSE_BODY_BYTES: u32 = 16 * 1024 * 1024;
 /// 32 MiB: what request bodies being read may buffer together (128 bodies of the largest size).
 pub const DEFAULT_MAX_BUFFERED_BODY_BYTES: u64 = 32 * 1024 * 1024;
 /// Simultaneous HTTP requests and WebSocket connections.
@@ -53,9 +50,11 @@ pub const MAX_ADVANCE_CLOCK_MS: u64 = 365 * 24 * 60 * 60 * 1000;
 pub struct RpcConfig {
     /// Where to listen, for HTTP and WebSocket alike.
     pub listen_addr: SocketAddr,
-    /// Larger request bodies get [`crate::codes::OVERSIZED_REQUEST`].
+    /// Larger request bodies get [`atoma_api::rpc::codes::OVERSIZED_REQUEST`]. The default,
+    /// [`DEFAULT_MAX_REQUEST_BODY_BYTES`], is also the client's limit.
     pub max_request_body_bytes: u32,
-    /// Larger responses get [`crate::codes::OVERSIZED_RESPONSE`] instead.
+    /// Larger responses get [`atoma_api::rpc::codes::OVERSIZED_RESPONSE`] instead. The default,
+    /// [`DEFAULT_MAX_RESPONSE_BODY_BYTES`], is also the client's limit.
     pub max_response_body_bytes: u32,
     /// Simultaneous HTTP requests (from complete body to answer) and WebSocket connections;
     /// more are refused with HTTP 429.
@@ -66,7 +65,7 @@ pub struct RpcConfig {
     /// (the size limit when it announces none) before a byte is read; one that does not fit is
     /// answered HTTP 429 at once, its connection closed.
     pub max_buffered_body_bytes: u64,
-    /// More get [`crate::codes::TOO_MANY_SUBSCRIPTIONS`].
+    /// More get [`atoma_api::rpc::codes::TOO_MANY_SUBSCRIPTIONS`].
     pub max_subscriptions_per_connection: u32,
     /// Longer batches are refused whole.
     pub max_batch_len: u32,
@@ -177,7 +176,7 @@ impl RpcServerHandle {
         self.addr
     }
 
-    /// `http://<addr>`, for [`crate::Client::new`].
+    /// `http://<addr>`, for `atoma_client::Client::new`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }

@@ -19,6 +19,7 @@
 
 use std::sync::Arc;
 
+use atoma_api::rpc::{SUBSCRIBE_EVENTS, UNSUBSCRIBE_EVENTS};
 use atoma_api::{ErrorView, EventEnvelope};
 use atoma_ledger::{EventSubscription, LedgerError, SubscriptionError};
 use atoma_types::events::MAX_PAGE_LIMIT;
@@ -31,11 +32,6 @@ use jsonrpsee::types::{ErrorObjectOwned, Params};
 use crate::error::RpcError;
 use crate::params::Args;
 use crate::server::Context;
-
-/// The subscribe method, which is also the notifications' `method`.
-pub const SUBSCRIBE_EVENTS: &str = "atoma_subscribeEvents";
-/// The unsubscribe method: `[subscriptionId]`, answers `true`.
-pub const UNSUBSCRIBE_EVENTS: &str = "atoma_unsubscribeEvents";
 
 pub(crate) fn register(m: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
     m.register_subscription(SUBSCRIBE_EVENTS, SUBSCRIBE_EVENTS, UNSUBSCRIBE_EVENTS, |p, pending, c, _| {

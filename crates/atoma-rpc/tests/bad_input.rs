@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
+use atoma_api::rpc::codes;
 use atoma_contract::{Call, TOMA};
-use atoma_rpc::codes;
 use atoma_types::{EventFilter, Keypair, SignedTransaction};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -260,14 +260,14 @@ async fn subscriptions_per_connection_are_bounded() {
     let dir = tempfile::tempdir().expect("temp dir");
     let net = start(dir.path()).await;
     let ws: WsClient = WsClientBuilder::default().build(net.server.ws_url()).await.expect("connects");
-    let filter = atoma_rpc::filter_to_json(&EventFilter::All);
+    let filter = atoma_api::rpc::filter_to_json(&EventFilter::All);
     let mut held = Vec::new();
     for _ in 0..atoma_rpc::server::DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION {
         let sub: jsonrpsee::core::client::Subscription<Value> = ws
             .subscribe(
-                atoma_rpc::SUBSCRIBE_EVENTS,
+                atoma_api::rpc::SUBSCRIBE_EVENTS,
                 jsonrpsee::rpc_params![filter.clone()],
-                atoma_rpc::UNSUBSCRIBE_EVENTS,
+                atoma_api::rpc::UNSUBSCRIBE_EVENTS,
             )
             .await
             .expect("within the limit");
@@ -275,9 +275,9 @@ async fn subscriptions_per_connection_are_bounded() {
     }
     let over: Result<jsonrpsee::core::client::Subscription<Value>, _> = ws
         .subscribe(
-            atoma_rpc::SUBSCRIBE_EVENTS,
+            atoma_api::rpc::SUBSCRIBE_EVENTS,
             jsonrpsee::rpc_params![filter.clone()],
-            atoma_rpc::UNSUBSCRIBE_EVENTS,
+            atoma_api::rpc::UNSUBSCRIBE_EVENTS,
         )
         .await;
     match over {
@@ -290,9 +290,9 @@ async fn subscriptions_per_connection_are_bounded() {
         .await
         .expect("connects")
         .subscribe(
-            atoma_rpc::SUBSCRIBE_EVENTS,
+            atoma_api::rpc::SUBSCRIBE_EVENTS,
             jsonrpsee::rpc_params![json!({"Node": "x"})],
-            atoma_rpc::UNSUBSCRIBE_EVENTS,
+            atoma_api::rpc::UNSUBSCRIBE_EVENTS,
         )
         .await;
     match bad {

@@ -4,10 +4,10 @@
 
 mod common;
 
+use atoma_api::rpc::ExecutionStatus;
 use atoma_api::{BadgeKindView, StackLookup, TicketStatusView};
 use atoma_contract::state::StackClosure;
 use atoma_contract::{Call, ContractError, TOMA, TaskSmallId};
-use atoma_rpc::ExecutionStatus;
 use atoma_types::{Digest, EventFilter, Keypair};
 use common::*;
 

@@ -10,8 +10,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use atoma_api::rpc::codes;
 use atoma_contract::Call;
-use atoma_rpc::{RpcConfig, ServeError, codes, serve};
+use atoma_rpc::{RpcConfig, ServeError, serve};
 use atoma_types::{EventFilter, Keypair};
 use common::*;
 use jsonrpsee::core::client::ClientT;

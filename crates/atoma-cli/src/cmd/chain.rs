@@ -1,8 +1,8 @@
 //! Accounts and the chain: faucet, balance, transfer, badges, status, audit, transactions, and
 //! moving time on a local network.
 
+use atoma_api::rpc::BlockView;
 use atoma_contract::{Call, ObjectId};
-use atoma_rpc::BlockView;
 use atoma_types::Digest;
 use serde_json::json;
 

@@ -115,7 +115,7 @@ pub async fn stack(ctx: &mut Ctx, cmd: StackCmd) -> CliResult<Report> {
 }
 
 /// "Bought stack 3: 100 units from node 2 at 5 base units each".
-fn bought(result: &atoma_rpc::TransactionResult) -> String {
+fn bought(result: &atoma_api::rpc::TransactionResult) -> String {
     let created = render::created(&result.events);
     let get = |k: &str| created.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
     let units = result

@@ -7,14 +7,16 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use atoma_api::rpc::TransactionResult;
 use atoma_api::{BadgeKindView, EventEnvelope};
+use atoma_client::{Client, EventStream};
 use atoma_contract::{
     AdminOp, Call, EchelonId, EchelonParams, NodeSmallId, ObjectId, StackSmallId, TOMA, TaskSmallId,
 };
 use atoma_ledger::genesis::ADMIN_ALIAS;
 use atoma_ledger::keystore::KEYSTORE_FILE;
 use atoma_ledger::{Chain, ChainConfig, ChainHandle, ChainTask, Keystore};
-use atoma_rpc::{Client, EventStream, RpcConfig, RpcServerHandle, TransactionResult, serve};
+use atoma_rpc::{RpcConfig, RpcServerHandle, serve};
 use atoma_types::{Digest, EventFilter, Keypair};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

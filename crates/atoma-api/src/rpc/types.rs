@@ -2,21 +2,16 @@
 //! (which reads them back), so the two cannot drift apart.
 //!
 //! State records (nodes, tasks, stacks, tickets, models, badges, the db, the audit) and events use
-//! the `atoma-api` views unchanged; this module holds what is specific to the chain and the RPC:
-//! transaction results, blocks, chain info, balances, nonces, pages and event filters.
-//!
-//! Conventions are those of SPEC §10 and `atoma-api`: keys in camelCase, `u64` as decimal strings
-//! (read back from strings or numbers), addresses and object ids as `0x` + 64 hex digits,
-//! transaction and block digests in base58, byte strings of transactions in base64.
+//! the views of this crate unchanged; this module holds what is specific to the chain and the
+//! RPC: transaction results, blocks, chain info, balances, nonces, pages and event filters.
 
-use atoma_api::{ErrorView, EventEnvelope, EventId, TaskView};
 use atoma_contract::{Address, ContractError, NodeSmallId, ObjectId, StackSmallId, TaskSmallId};
-use atoma_ledger::LedgerError;
-use atoma_types::{Digest, EventFilter, SignedTransaction, Transaction};
+use atoma_types::{Digest, EventFilter, LedgerError, SignedTransaction, Transaction};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::json::{self, base64_bytes, opt_u64_str, text, text_vec, u64_str};
+use crate::wire::{self, base64_bytes, opt_u64_str, text, text_vec, u64_str};
+use crate::{ErrorView, EventEnvelope, EventId, TaskView};
 
 /// Whether the contract applied an executed transaction.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -24,8 +19,31 @@ use crate::json::{self, base64_bytes, opt_u64_str, text, text_vec, u64_str};
 pub enum ExecutionStatus {
     /// Applied; its events are in the result.
     Success,
-    /// Refused by the contract: nothing changed but the sender's nonce, and `error` says why.
+    /// Refused by the contract (nothing changed but the sender's nonce), or skipped inside its
+    /// block by the ledger (nothing changed at all: `ENonceUsed` / `ENonceFuture`); `error` says
+    /// which.
     Failure,
+}
+
+impl ExecutionStatus {
+    /// A transaction's status as the RPC shows it: `success`, or `failure` with the error — the
+    /// contract's, or for a transaction skipped inside its block, the ledger refusal it stands
+    /// for (docs/LEDGER.md §3).
+    pub fn of(status: &atoma_types::TxStatus) -> (Self, Option<ErrorView>) {
+        use atoma_types::TxStatus;
+        match status {
+            TxStatus::Success => (ExecutionStatus::Success, None),
+            TxStatus::Failure(e) => (ExecutionStatus::Failure, Some((*e).into())),
+            TxStatus::Skipped(reason) => (
+                ExecutionStatus::Failure,
+                Some(ErrorView {
+                    name: reason.name().into(),
+                    code: reason.code(),
+                    message: reason.message().into(),
+                }),
+            ),
+        }
+    }
 }
 
 /// The outcome of an executed transaction: what `atoma_executeTransaction`, `atoma_faucet` and
@@ -329,11 +347,12 @@ fn event_type_name(text: &str) -> Result<String, String> {
     if valid { Ok(name.to_string()) } else { Err(format!("EventType: not an event name: {text:?}")) }
 }
 
-/// A small id from a number, a decimal string, or `{"inner": "7"}`.
-pub(crate) fn small_id_of(value: &Value) -> Option<u64> {
+/// A small id from a number, a decimal string, or `{"inner": "7"}`, as filters and the RPC's
+/// parameters accept it.
+pub fn small_id_of(value: &Value) -> Option<u64> {
     match value {
-        Value::Object(map) if map.len() == 1 => map.get("inner").and_then(json::u64_of),
-        other => json::u64_of(other),
+        Value::Object(map) if map.len() == 1 => map.get("inner").and_then(wire::u64_of),
+        other => wire::u64_of(other),
     }
 }
 

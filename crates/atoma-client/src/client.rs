@@ -1,181 +1,114 @@
 //! The typed Rust client: one async method per RPC method, returning the same types the server
-//! serializes (`atoma-api` views and [`crate::types`]), a helper that signs and submits a call,
-//! and a stream of live events.
+//! serializes (`atoma-api` views and [`atoma_api::rpc`] shapes), a helper that signs and submits a
+//! call, and a stream of live events.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), atoma_rpc::ClientError> {
+//! # async fn demo() -> Result<(), atoma_client::ClientError> {
 //! use atoma_contract::Call;
 //! use atoma_types::Keypair;
-//! use atoma_rpc::Client;
+//! use atoma_client::Client;
 //!
-//! let client = Client::new("http://127.0.0.1:9000")?;
+//! let client = Client::new("http://127.0.0.1:9000")?; // or Client::connect_ws(url).await?
 //! let key = Keypair::test_account(0);
 //! let result = client.sign_and_execute(&key, Call::RegisterNode { collateral: 1_000_000_000_000, supported_optimizations: 0 }).await?;
 //! println!("{} {:?} {:?}", result.digest, result.status, result.error);
 //! # Ok(()) }
 //! ```
 //!
-//! Requests go over HTTP; each [`Client::subscribe_events`] opens its own WebSocket connection
-//! to the same host and port. Every method maps to the RPC method named in its docs
-//! (docs/RPC.md has the wire format).
+//! Calls go over HTTP ([`Client::new`]) or over one WebSocket ([`Client::connect_ws`]), with the
+//! same methods; each [`Client::subscribe_events`] opens a WebSocket connection of its own to the
+//! same host and port. Every method maps to the RPC method named in its docs (docs/RPC.md has
+//! the wire format).
 
 use core::fmt;
 use std::time::Duration;
 
+use atoma_api::rpc::{
+    BalanceView, BlockView, ChainInfoView, DryRunResult, EventPage, NonceView, SUBSCRIBE_EVENTS, TaskPage,
+    TransactionResult, UNSUBSCRIBE_EVENTS, filter_to_json,
+};
 use atoma_api::{
-    AuditView, BadgeView, DbView, ErrorView, EventEnvelope, EventId, ModelView, NodeView, StackLookup,
-    TaskView, TicketView,
+    AuditView, BadgeView, DbView, EventId, ModelView, NodeView, StackLookup, TaskView, TicketView,
 };
 use atoma_contract::{Address, Call, NodeSmallId, StackSmallId, TaskSmallId};
 use atoma_types::{Digest, EventFilter, Keypair, SignedTransaction};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use jsonrpsee::core::client::{ClientT, Error as JsonRpcError, Subscription, SubscriptionClientT};
-use jsonrpsee::core::traits::ToRpcParams;
-use jsonrpsee_http_client::{HttpClient, HttpClientBuilder};
-use jsonrpsee_ws_client::{WsClient, WsClientBuilder};
+use jsonrpsee::core::client::SubscriptionClientT;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
-use crate::error::codes;
-use crate::server::{DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_RESPONSE_BODY_BYTES};
-use crate::subscription::{SUBSCRIBE_EVENTS, UNSUBSCRIBE_EVENTS};
-use crate::types::{
-    BalanceView, BlockView, ChainInfoView, DryRunResult, EventPage, NonceView, TaskPage, TransactionResult,
-    filter_to_json,
-};
+use crate::error::ClientError;
+use crate::events::EventStream;
+use crate::transport::{Calls, ClientOptions, Positional, REQUEST_TIMEOUT, Transport, urls, ws_connect};
 
-/// How long one request may take, submissions (which wait for their block) included.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A JSON-RPC error as the server sent it.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct RpcErrorObject {
-    /// The JSON-RPC code (see [`crate::codes`]).
-    pub code: i32,
-    /// The server's message.
-    pub message: String,
-    /// The ledger, contract or RPC error behind it (`{name, code, message}`), when there is one.
-    pub data: Option<ErrorView>,
-}
-
-impl fmt::Display for RpcErrorObject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (JSON-RPC error {})", self.message, self.code)
-    }
-}
-
-/// Why a client call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The URL is not `http(s)://…` or `ws(s)://…`.
-    #[error("invalid RPC URL {url:?}: {reason}")]
-    InvalidUrl {
-        /// The URL given.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The server could not be reached, the connection broke, or the request timed out.
-    #[error("cannot reach the RPC server: {0}")]
-    Transport(String),
-    /// The server answered with a JSON-RPC error.
-    #[error("{0}")]
-    Rpc(RpcErrorObject),
-    /// The server's answer does not have the expected shape.
-    #[error("cannot decode the answer of {method}: {reason}")]
-    Decode {
-        /// The RPC method called.
-        method: String,
-        /// What did not fit.
-        reason: String,
-    },
-}
-
-impl ClientError {
-    /// The named error behind a JSON-RPC error (`ENonceUsed`, `ETaskNotFound`, …), if any.
-    pub fn error_view(&self) -> Option<&ErrorView> {
-        match self {
-            ClientError::Rpc(e) => e.data.as_ref(),
-            _ => None,
-        }
-    }
-
-    /// The name of the error behind a JSON-RPC error, such as `ENonceUsed`.
-    pub fn name(&self) -> Option<&str> {
-        self.error_view().map(|v| v.name.as_str())
-    }
-
-    /// The JSON-RPC code, for [`ClientError::Rpc`].
-    pub fn rpc_code(&self) -> Option<i32> {
-        match self {
-            ClientError::Rpc(e) => Some(e.code),
-            _ => None,
-        }
-    }
-
-    /// Whether the same request may succeed later unchanged (the chain or server was busy).
-    pub fn is_retryable(&self) -> bool {
-        self.rpc_code() == Some(codes::SERVER_BUSY)
-    }
-
-    fn from_jsonrpc(method: &str, e: JsonRpcError) -> Self {
-        match e {
-            JsonRpcError::Call(object) => {
-                let data = object.data().and_then(|raw| serde_json::from_str::<ErrorView>(raw.get()).ok());
-                ClientError::Rpc(RpcErrorObject {
-                    code: object.code(),
-                    message: object.message().to_string(),
-                    data,
-                })
-            }
-            JsonRpcError::ParseError(e) => {
-                ClientError::Decode { method: method.into(), reason: e.to_string() }
-            }
-            other => ClientError::Transport(other.to_string()),
-        }
-    }
-}
-
-/// Positional parameters.
-struct Positional(Vec<Value>);
-
-impl ToRpcParams for Positional {
-    fn to_rpc_params(self) -> Result<Option<Box<RawValue>>, serde_json::Error> {
-        serde_json::value::to_raw_value(&self.0).map(Some)
-    }
-}
-
-/// A connection to an Atoma RPC server.
-#[derive(Clone, Debug)]
+/// A connection to an Atoma RPC server. Cheap to clone; clones share the connection.
+#[derive(Clone)]
 pub struct Client {
-    http: HttpClient,
+    calls: Calls,
+    /// Where subscriptions go.
     ws_url: String,
+    request_timeout: Duration,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("transport", &self.calls.transport())
+            .field("ws_url", &self.ws_url)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
-    /// A client of the server at `url`: `http://host:port` (or `ws://host:port`; the other
-    /// scheme is derived). `https`/`wss` need the crate's `tls` feature. Connects lazily.
+    /// A client of the server at `url` whose calls go over HTTP: `http://host:port` (or
+    /// `ws://host:port`; the other scheme is derived). `https`/`wss` need the crate's `tls`
+    /// feature. Connects lazily.
     ///
     /// # Errors
     /// [`ClientError::InvalidUrl`].
     pub fn new(url: &str) -> Result<Self, ClientError> {
-        let invalid = |reason: &str| ClientError::InvalidUrl { url: url.into(), reason: reason.into() };
-        let (http_url, ws_url) = [("http://", "ws://"), ("https://", "wss://")]
-            .into_iter()
-            .find_map(|(http, ws)| {
-                let rest = url.strip_prefix(http).or_else(|| url.strip_prefix(ws))?;
-                Some((format!("{http}{rest}"), format!("{ws}{rest}")))
-            })
-            .ok_or_else(|| invalid("expected http://, https://, ws:// or wss://"))?;
-        let http = HttpClientBuilder::default()
-            .max_request_size(DEFAULT_MAX_REQUEST_BODY_BYTES)
-            .max_response_size(DEFAULT_MAX_RESPONSE_BODY_BYTES)
-            .request_timeout(REQUEST_TIMEOUT)
-            .build(&http_url)
-            .map_err(|e| invalid(&e.to_string()))?;
-        Ok(Client { http, ws_url })
+        Self::over_http(url, REQUEST_TIMEOUT)
+    }
+
+    /// A client of the server at `url` (as for [`Client::new`]) whose calls all go over one
+    /// WebSocket, opened now and opened again at the next call if it breaks.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`]; [`ClientError::Transport`] when the WebSocket cannot be
+    /// opened, with [`ClientError::http_status`] 429 when the server is at its connection limit.
+    pub async fn connect_ws(url: &str) -> Result<Self, ClientError> {
+        Self::connect(url, ClientOptions { transport: Transport::WebSocket, ..ClientOptions::default() })
+            .await
+    }
+
+    /// A client of the server at `url` (as for [`Client::new`]) with the transport and request
+    /// timeout of `options`. Over WebSocket the connection is opened now.
+    ///
+    /// # Errors
+    /// As [`Client::connect_ws`].
+    pub async fn connect(url: &str, options: ClientOptions) -> Result<Self, ClientError> {
+        let request_timeout = options.request_timeout;
+        match options.transport {
+            Transport::Http => Self::over_http(url, request_timeout),
+            Transport::WebSocket => {
+                let (_, ws_url) = split_url(url)?;
+                let calls = Calls::websocket(&ws_url, request_timeout).await?;
+                Ok(Client { calls, ws_url, request_timeout })
+            }
+        }
+    }
+
+    fn over_http(url: &str, request_timeout: Duration) -> Result<Self, ClientError> {
+        let (http_url, ws_url) = split_url(url)?;
+        let calls = Calls::http(&http_url, request_timeout).map_err(|e| invalid_url(url, &e.to_string()))?;
+        Ok(Client { calls, ws_url, request_timeout })
+    }
+
+    /// How this client's calls travel.
+    pub fn transport(&self) -> Transport {
+        self.calls.transport()
     }
 
     async fn call<T: DeserializeOwned>(
@@ -183,11 +116,7 @@ impl Client {
         method: &'static str,
         params: Vec<Value>,
     ) -> Result<T, ClientError> {
-        let value: Value = self
-            .http
-            .request(method, Positional(params))
-            .await
-            .map_err(|e| ClientError::from_jsonrpc(method, e))?;
+        let value = self.calls.request(method, params).await?;
         serde_json::from_value(value)
             .map_err(|e| ClientError::Decode { method: method.into(), reason: e.to_string() })
     }
@@ -390,25 +319,19 @@ impl Client {
         self.call("atoma_queryEvents", params).await
     }
 
-    /// `atoma_subscribeEvents` over a new WebSocket connection: every matching event committed
-    /// after this returns, in order.
+    /// `atoma_subscribeEvents` over a new WebSocket connection (whatever this client's
+    /// transport): every matching event committed after this returns, in order.
     ///
     /// # Errors
     /// Transport errors (the WebSocket could not be opened); `TOO_MANY_SUBSCRIPTIONS` cannot
     /// happen on the fresh connection.
     pub async fn subscribe_events(&self, filter: &EventFilter) -> Result<EventStream, ClientError> {
-        let ws: WsClient = WsClientBuilder::default()
-            .max_request_size(DEFAULT_MAX_REQUEST_BODY_BYTES)
-            .max_response_size(DEFAULT_MAX_RESPONSE_BODY_BYTES)
-            .request_timeout(REQUEST_TIMEOUT)
-            .build(&self.ws_url)
-            .await
-            .map_err(|e| ClientError::from_jsonrpc(SUBSCRIBE_EVENTS, e))?;
+        let ws = ws_connect(&self.ws_url, self.request_timeout).await?;
         let subscription = ws
             .subscribe(SUBSCRIBE_EVENTS, Positional(vec![filter_to_json(filter)]), UNSUBSCRIBE_EVENTS)
             .await
             .map_err(|e| ClientError::from_jsonrpc(SUBSCRIBE_EVENTS, e))?;
-        Ok(EventStream { subscription, _connection: ws })
+        Ok(EventStream::new(subscription, ws))
     }
 
     /// `atoma_faucet` (local network only): sends `amount` base units (the server's default when
@@ -443,6 +366,15 @@ impl Client {
     }
 }
 
+/// The HTTP and WebSocket forms of `url`.
+fn split_url(url: &str) -> Result<(String, String), ClientError> {
+    urls(url).ok_or_else(|| invalid_url(url, "expected http://, https://, ws:// or wss://"))
+}
+
+fn invalid_url(url: &str, reason: &str) -> ClientError {
+    ClientError::InvalidUrl { url: url.into(), reason: reason.into() }
+}
+
 fn tx_params(signed: &SignedTransaction) -> Vec<Value> {
     vec![Value::String(STANDARD.encode(&signed.tx_bytes)), Value::String(STANDARD.encode(&signed.signature))]
 }
@@ -453,38 +385,4 @@ fn u64_param(v: u64) -> Value {
 
 fn address_param(address: &Address) -> Value {
     Value::String(address.to_string())
-}
-
-/// Live events of one subscription, on its own WebSocket connection.
-///
-/// If the reader falls far behind (more than 1,024 undelivered notifications in the client), the
-/// client library drops the subscription and [`EventStream::next`] ends; resume with
-/// [`Client::query_events`] from the last event's id.
-pub struct EventStream {
-    subscription: Subscription<EventEnvelope>,
-    /// Kept open for as long as the stream lives.
-    _connection: WsClient,
-}
-
-impl EventStream {
-    /// The next event, or `None` when the subscription ended (connection closed, the server
-    /// stopped, or the reader fell too far behind).
-    pub async fn next(&mut self) -> Option<Result<EventEnvelope, ClientError>> {
-        let next = self.subscription.next().await?;
-        Some(next.map_err(|e| ClientError::Decode { method: SUBSCRIBE_EVENTS.into(), reason: e.to_string() }))
-    }
-
-    /// Ends the subscription (`atoma_unsubscribeEvents`) and closes the connection.
-    ///
-    /// # Errors
-    /// Transport errors.
-    pub async fn unsubscribe(self) -> Result<(), ClientError> {
-        self.subscription.unsubscribe().await.map_err(|e| ClientError::from_jsonrpc(UNSUBSCRIBE_EVENTS, e))
-    }
-}
-
-impl fmt::Debug for EventStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EventStream").finish_non_exhaustive()
-    }
 }
