@@ -20,7 +20,7 @@
 //! | `nonces` | address | next nonce |
 //! | `snapshots` | height | sealed BCS `Snapshot` |
 //!
-//! **Sealed** values end in a checksum over table, key and value ([`crate::seal`]), checked on
+//! **Sealed** values end in a checksum over table, key and value ([`seal`]), checked on
 //! every read: the records nothing else can rebuild. The other tables are indexes derived from
 //! the blocks: [`Store::check_indexes`] compares their sizes with the records at every open, every
 //! read that follows an index checks that the record it reaches is the one asked for, and
@@ -35,11 +35,14 @@
 //! by digest, address or small id — `tx_positions`, `events_by_sender`, `events_by_object`,
 //! `nonces` — are written in sorted batches of about [`INDEX_BATCH`] transactions, with every
 //! snapshot, and with the genesis; in between, their entries are held in memory
-//! ([`crate::unindexed`]) and reads merge both. Written with each block, those random keys made
+//! ([`unindexed`]) and reads merge both. Written with each block, those random keys made
 //! every transaction rewrite a page of each table, and the cost of a commit grew with the chain.
 //!
 //! Events of one transaction need no index of their own: `transactions` gives the block and
 //! index, and `events` holds them contiguously from `height‖tx_index‖0`.
+
+mod seal;
+mod unindexed;
 
 use std::collections::BTreeMap;
 use std::ops::{Bound, RangeInclusive};
@@ -62,15 +65,15 @@ use crate::digest::Digest;
 use crate::error::{ChainError, Damage, LedgerError};
 use crate::events::{EventFilter, EventId, EventRecord, ObjectKind, Page, object_refs};
 use crate::genesis::GenesisConfig;
-use crate::seal::{open, seal, unseal};
 use crate::state::{ChainState, LedgerState, combined_digest};
 use crate::tx::SignedTransaction;
-use crate::unindexed::{BlockEntries, INDEX_BATCH, ObjectKey, PosKey, TxPos, Unindexed, height_of, tx_pos};
 use atoma_types::{TxOutcome, TxStatus};
+use seal::{open, seal, unseal};
+use unindexed::{BlockEntries, INDEX_BATCH, ObjectKey, PosKey, TxPos, Unindexed, height_of, tx_pos};
 
 /// The layout version written in `meta`; a store with another version is refused. Version 2
 /// keyed transactions by position and wrote the random-key indexes in batches; version 3 seals
-/// records with checksums ([`crate::seal`]).
+/// records with checksums ([`seal`]).
 pub const STORE_FORMAT_VERSION: u32 = 3;
 /// Snapshots kept besides the genesis one: older ones are deleted when a new one is written.
 pub const SNAPSHOTS_KEPT: usize = 2;
@@ -1383,7 +1386,6 @@ fn fetch_events(
 }
 
 #[cfg(test)]
-#[path = "store_faults.rs"]
 mod faults;
 
 #[cfg(test)]
