@@ -1,9 +1,9 @@
 //! Durable storage in one redb file: blocks, transaction results, the event log and its indexes,
 //! nonces and state snapshots.
 //!
-//! Every applied block is written by **one** redb write transaction — one commit, one fsync —
-//! so a block and everything it produced are on disk together or not at all. Keys that hold
-//! numbers are big-endian so that byte order is numeric order.
+//! Every applied block is written by **one** redb write transaction — one commit, two-phase so
+//! two fsyncs (below) — so a block and everything it produced are on disk together or not at
+//! all. Keys that hold numbers are big-endian so that byte order is numeric order.
 //!
 //! | table | key | value |
 //! |---|---|---|
@@ -40,6 +40,18 @@
 //!
 //! Events of one transaction need no index of their own: `transactions` gives the block and
 //! index, and `events` holds them contiguously from `height‖tx_index‖0`.
+//!
+//! # Files
+//! - this one: the [`Store`] — opening or creating the file, the format check, write
+//!   transactions and a reader's view of the tables and the entries held in memory;
+//! - `schema`: the tables and their keys, the records, what a commit holds, and reading a
+//!   sealed record back under its key;
+//! - `write`: a block's commit and the batched index writes;
+//! - `query`: blocks, transactions, snapshots, nonces, and event queries with cursors;
+//! - `repair`: the index check at open, rebuilding the indexes from the blocks, the rebuild mark
+//!   a read leaves, and what recovery writes back;
+//! - `seal`: the checksum on every record; `unindexed`: the batched indexes' entries held in
+//!   memory; `faults` (tests): damaged stores reopen whole or are refused.
 //!
 //! [`GenesisConfig`]: crate::GenesisConfig
 //! [`BlockHeader`]: atoma_types::block::BlockHeader

@@ -1,7 +1,7 @@
 //! The store's layout: the tables and their keys, the records they hold, what one commit
 //! writes, and how a sealed record is read back under its key and checked. The map of the
-//! tables is in the module docs above; writing is `write`'s job, reading `query`'s and
-//! `repair`'s.
+//! tables is in the `store` module's docs (mod.rs); writing is `write`'s job, reading `query`'s
+//! and `repair`'s.
 
 use atoma_contract::{Address, AtomaDb};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, TableHandle};

@@ -1,7 +1,7 @@
 //! Writing: one commit per block — its header, transaction records, events and type index, and
 //! at snapshot heights the snapshot and the state digest — and the four batched indexes, whose
 //! entries are held in memory and written in sorted batches every [`INDEX_BATCH`]
-//! transactions, with every snapshot and with the genesis (why: the module docs above).
+//! transactions, with every snapshot and with the genesis (why: the `store` module's docs).
 //!
 //! [`INDEX_BATCH`]: super::unindexed::INDEX_BATCH
 
@@ -26,7 +26,8 @@ use crate::tx::SignedTransaction;
 use atoma_types::TxOutcome;
 
 impl Store {
-    /// Writes a block and its effects in one transaction, and commits (fsync) before returning.
+    /// Writes a block and its effects in one transaction, and commits (two-phase: two fsyncs)
+    /// before returning.
     /// The batched indexes get the block's entries in memory, or — every [`INDEX_BATCH`]
     /// transactions, at snapshots and at genesis — every entry held, written in this commit.
     ///
