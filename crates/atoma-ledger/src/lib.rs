@@ -25,8 +25,8 @@
 //!   the named refusals — the wire types this crate stores and orders.
 //! - [`state`]: the ledger's own state (tip, epoch clock, nonces) and the combined digest.
 //! - [`execution`]: block validation and execution, pure and synchronous.
-//! - [`store`]: the redb tables; one commit per block; snapshots; index checks and rebuilds.
-//!   `seal`: the checksum on every stored record; `dir_lock`: one process per store.
+//! - [`store`]: the redb tables; one commit per block; snapshots; index checks and rebuilds; the
+//!   checksum on every stored record. `dir_lock`: one process per store.
 //! - [`ledger`]: apply, recover, read, subscribe.
 //! - [`sequencer`]: the single validator's mempool and block builder.
 //! - [`chain`]: [`Chain::open`], the producer thread and the [`ChainHandle`] for RPC and CLI.
@@ -53,14 +53,12 @@ pub mod sequencer;
 pub mod state;
 pub mod store;
 pub mod subscription;
-mod unindexed;
 
 // The wire types this crate is built on, under the names its modules use.
 use atoma_types::{batch, block, digest, events, tx};
 
 mod codec;
 mod dir_lock;
-mod seal;
 
 pub use chain::{Chain, ChainConfig, ChainHandle, ChainTask, PendingTransaction};
 pub use error::{ChainError, Damage, LedgerError};

@@ -12,9 +12,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use atoma_contract::{Address, Call, NodeSmallId, TOMA};
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 
-use super::*;
+use super::Store;
+use super::schema::{
+    BLOCK_HEIGHTS, BLOCKS, EVENTS, EVENTS_BY_OBJECT, EVENTS_BY_SENDER, EVENTS_BY_TYPE, META, META_INDEXED,
+    META_REBUILD, NONCES, SNAPSHOTS, STATE_DIGESTS, TRANSACTIONS, TX_POSITIONS,
+};
+use super::unindexed::{TxPos, tx_pos};
+use crate::digest::Digest;
+use crate::error::{ChainError, LedgerError};
+use crate::events::EventFilter;
 use crate::genesis::{LocalKeys, LocalNetworkOptions};
 use crate::ledger::{Ledger, LedgerOptions};
 use crate::sequencer::Sequencer;

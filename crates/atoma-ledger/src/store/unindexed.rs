@@ -4,7 +4,7 @@
 //! events by sender, events by object, and nonces by address. Written with every block, each of
 //! a block's transactions would rewrite a 4 KiB page of each such table once the tables are
 //! large — about four times the bytes the block itself needs, and the commit's cost grew with
-//! the chain. Instead, [`crate::store::Store`] keeps them here in memory and writes them to the
+//! the chain. Instead, [`super::Store`] keeps them here in memory and writes them to the
 //! tables in one sorted batch every [`INDEX_BATCH`] transactions (and with every snapshot), so a
 //! leaf page is rewritten once per batch rather than once per transaction. The tables record in
 //! `meta` the height they are complete up to (`indexed_height`); the entries here are those of
