@@ -56,7 +56,7 @@ pub struct VerifiedBlock {
 impl VerifiedBlock {
     /// Verifies a block's transactions: signatures in batches on every core
     /// ([`crate::batch::verify_transactions`]), each answer the same as one
-    /// [`crate::SignedTransaction::verify`].
+    /// [`atoma_types::SignedTransaction::verify`].
     ///
     /// # Errors
     /// `EInvalidBlock` naming the first transaction (by index) that fails, or a header that does

@@ -306,7 +306,7 @@ impl ChainHandle {
     /// Before execution, with nothing changed: `ETransactionTooLarge`, `EMalformedTransaction`,
     /// `EWrongChainId`, `EBadSignature`, `ENonceUsed`, `ENonceFuture`, `EMempoolFull`,
     /// `EChainStopped`. After ordering: `EStorage` if the block could not be stored. A contract
-    /// error is not an `Err`: it is the outcome's [`crate::TxStatus::Failure`].
+    /// error is not an `Err`: it is the outcome's [`atoma_types::TxStatus::Failure`].
     ///
     /// The transaction is verified on the chain's verifier thread together with every other
     /// submission waiting (signatures in batches, on every core), then admitted; submissions are

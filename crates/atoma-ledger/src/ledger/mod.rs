@@ -5,23 +5,23 @@
 //! a block at or below the tip is accepted as a no-op if it is the block already applied there,
 //! and refused if it is a different one. A new block is validated, executed, digested and written
 //! in one redb commit; its events are published to subscribers after the commit returned
-//! ([`apply`]).
+//! (`apply.rs`).
 //!
 //! If the commit fails, the in-memory state is already ahead of the disk; the ledger then
 //! recovers from the disk exactly as on start, so memory never holds a block the disk does not.
 //!
-//! Opening ([`open`]) checks the store (docs/LEDGER.md, "Storage faults") and recovers the state
-//! ([`recovery`]): a damaged snapshot is passed over for an older one, the blocks after it are
+//! Opening (`open.rs`) checks the store (docs/LEDGER.md, "Storage faults") and recovers the state
+//! (`recovery.rs`): a damaged snapshot is passed over for an older one, the blocks after it are
 //! replayed, and then it is deleted; damaged indexes are rebuilt from the blocks; a damaged block
 //! that must be replayed is refused, naming its height. What was repaired is in
 //! [`Ledger::repairs`] and the `storage_repairs` metric. The open ledger holds the store's lock
 //! (`chain.lock`): a second opener gets `EDataDirInUse`.
 //!
-//! Reads ([`reads`]) share the state through a `RwLock`: a block holds the write lock from
+//! Reads (`reads.rs`) share the state through a `RwLock`: a block holds the write lock from
 //! execution to the end of its commit, so a reader never sees a state that is not durable; the
 //! lock prefers writers, so a block waits at most for the reads already under way. Blocks,
 //! transactions and events are read from redb's own snapshots and need no lock. Dry runs
-//! ([`dry_run`]) never take the state's lock: they execute on a copy of the committed state of
+//! (`dry_run.rs`) never take the state's lock: they execute on a copy of the committed state of
 //! their own.
 
 mod apply;
@@ -166,7 +166,7 @@ pub struct Ledger {
     halted: AtomicBool,
     /// What opening repaired, in plain words.
     repairs: Vec<String>,
-    /// The state dry runs execute on, apart from `live` (see [`dry_run`]): `None` until the
+    /// The state dry runs execute on, apart from `live` (see `dry_run.rs`): `None` until the
     /// first dry run.
     dry_runs: Mutex<Option<ChainState>>,
     /// No other ledger opens this store while this one lives (`dir_lock`). Last, so that it is

@@ -81,7 +81,7 @@ use schema::{
     NONCES, SNAPSHOTS, STATE_DIGESTS, TRANSACTIONS, TX_POSITIONS, read_indexed_height, read_tip,
 };
 pub(crate) use schema::{Commit, Snapshot};
-pub use schema::{SNAPSHOTS_KEPT, STORE_FORMAT_VERSION};
+pub use schema::{SNAPSHOTS_KEPT, STORE_FORMAT_VERSION, UPGRADED_FORMAT_VERSIONS};
 use unindexed::{INDEX_BATCH, Unindexed};
 pub(crate) use write::block_entries;
 
@@ -183,11 +183,16 @@ impl Store {
         {
             let mut meta = txn.open_table(META)?;
             let version = meta.get(META_FORMAT)?.map(|v| v.value().to_vec());
+            let upgraded =
+                |v: &[u8]| UPGRADED_FORMAT_VERSIONS.iter().any(|old| v == old.to_le_bytes().as_slice());
             match version {
+                Some(v) if v == STORE_FORMAT_VERSION.to_le_bytes() => {}
                 None => {
                     meta.insert(META_FORMAT, &STORE_FORMAT_VERSION.to_le_bytes()[..])?;
                 }
-                Some(v) if v == STORE_FORMAT_VERSION.to_le_bytes() => {}
+                Some(v) if upgraded(&v) => {
+                    meta.insert(META_FORMAT, &STORE_FORMAT_VERSION.to_le_bytes()[..])?;
+                }
                 Some(v) => return Err(self.format_error(&v)),
             }
             txn.open_table(BLOCKS)?;
@@ -206,8 +211,8 @@ impl Store {
         Ok(())
     }
 
-    /// Why a store of another format is refused. No store of an older format was ever deployed,
-    /// so there is nothing to migrate.
+    /// Why a store of another format is refused. No store older than the upgraded versions was
+    /// ever deployed, so there is nothing to migrate.
     fn format_error(&self, stored: &[u8]) -> ChainError {
         let file = self.path.display();
         let why = match <[u8; 4]>::try_from(stored).map(u32::from_le_bytes) {
@@ -325,6 +330,24 @@ mod tests {
             assert!(error.to_string().contains(says), "{error}");
             assert!(error.to_string().contains(&format!("store format {version}")), "{error}");
         }
+        // A version-3 store is a valid version-4 store: it opens, and says version 4 from then on.
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META).unwrap().insert(META_FORMAT, &3u32.to_le_bytes()[..]).unwrap();
+        txn.commit().unwrap();
+        drop(db);
+        drop(Ledger::open(&path, OPTIONS).expect("a version-3 store opens"));
+        let db = Database::create(&path).unwrap();
+        let stored = db
+            .begin_read()
+            .unwrap()
+            .open_table(META)
+            .unwrap()
+            .get(META_FORMAT)
+            .unwrap()
+            .map(|v| v.value().to_vec());
+        assert_eq!(stored, Some(STORE_FORMAT_VERSION.to_le_bytes().to_vec()));
+        drop(db);
         assert_eq!(
             Ledger::open(&dir.path().join("none.redb"), OPTIONS).err().map(|e| e.name()),
             Some("EInvalidConfig"),

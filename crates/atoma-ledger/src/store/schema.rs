@@ -18,10 +18,16 @@ use crate::state::{ChainState, LedgerState, combined_digest};
 use crate::tx::SignedTransaction;
 use atoma_types::{TxOutcome, TxStatus};
 
-/// The layout version written in `meta`; a store with another version is refused. Version 2
-/// keyed transactions by position and wrote the random-key indexes in batches; version 3 seals
-/// records with checksums ([`seal`](mod@super::seal)).
-pub const STORE_FORMAT_VERSION: u32 = 3;
+/// The layout version written in `meta`; a store with another version is refused, except the
+/// ones in [`UPGRADED_FORMAT_VERSIONS`]. Version 2 keyed transactions by position and wrote the
+/// random-key indexes in batches; version 3 seals records with checksums
+/// ([`seal`](mod@super::seal)); version 4 may hold records of skipped transactions, which
+/// `tx_positions` leaves out and `meta` counts (`skipped_transactions`) — a build that knows only
+/// version 3 would take such a record for damage, so it is refused the store by name instead.
+pub const STORE_FORMAT_VERSION: u32 = 4;
+/// Older versions that are already valid stores of [`STORE_FORMAT_VERSION`], upgraded in place by
+/// writing the new number: a version-3 store holds no skipped transaction.
+pub const UPGRADED_FORMAT_VERSIONS: &[u32] = &[3];
 /// Snapshots kept besides the genesis one: older ones are deleted when a new one is written.
 pub const SNAPSHOTS_KEPT: usize = 2;
 
