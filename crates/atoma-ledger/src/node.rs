@@ -44,6 +44,17 @@ pub trait Orderer: Send + Sync + 'static {
     fn local_network(&self) -> Option<&dyn LocalNetwork> {
         None
     }
+
+    /// Why this node serves nothing any more, if it stopped: every request then gets this
+    /// refusal (a validator whose state diverged: `EStateDiverged`).
+    fn halted(&self) -> Option<LedgerError> {
+        None
+    }
+
+    /// The orderer's own metrics, in Prometheus' text format, for `/metrics`.
+    fn prometheus(&self) -> String {
+        String::new()
+    }
 }
 
 /// A local network's extras (SPEC §13): a faucet and control of time.

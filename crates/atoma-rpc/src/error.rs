@@ -132,7 +132,8 @@ impl From<LedgerError> for RpcError {
             | LedgerError::ECorruptStore
             | LedgerError::EIo
             | LedgerError::EInvalidConfig
-            | LedgerError::EDataDirInUse => codes::CHAIN_UNAVAILABLE,
+            | LedgerError::EDataDirInUse
+            | LedgerError::EStateDiverged => codes::CHAIN_UNAVAILABLE,
         };
         // The Display form starts with the name; the message is what follows it.
         let text = e.to_string();

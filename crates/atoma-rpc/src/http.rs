@@ -168,8 +168,10 @@ impl<S> HealthAndMetrics<S> {
 
     fn metrics(&self) -> HttpResponse {
         let snapshot = self.node.ledger().metrics().snapshot();
-        let body =
-            snapshot.to_prometheus() + &transactions_by_status(&snapshot) + &self.metrics.to_prometheus();
+        let body = snapshot.to_prometheus()
+            + &transactions_by_status(&snapshot)
+            + &self.metrics.to_prometheus()
+            + &self.node.orderer().prometheus();
         response(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body)
     }
 }

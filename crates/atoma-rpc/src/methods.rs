@@ -56,6 +56,7 @@ pub(crate) fn module(context: Context) -> Result<RpcModule<Context>, RegisterMet
     ];
     for (name, params, handler) in reads {
         m.register_blocking_method(name, move |p, c, _| {
+            serving(&c)?;
             Args::parse(&p, params).and_then(|args| handler(&c, &args))
         })?;
     }
@@ -67,6 +68,7 @@ pub(crate) fn module(context: Context) -> Result<RpcModule<Context>, RegisterMet
 /// The methods that wait for a block.
 fn register_async(m: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
     m.register_async_method("atoma_executeTransaction", |p, c, _| async move {
+        serving(&c)?;
         let signed = signed_transaction(&Args::parse(&p, &["txBytes", "signature"])?)?;
         let outcome = c.node.orderer().submit(signed).await?;
         to_json(&transaction_result(&c, &outcome, None))
@@ -105,7 +107,13 @@ fn register_async(m: &mut RpcModule<Context>) -> Result<(), RegisterMethodError>
 
 /// The faucet and time controls, or `ENotLocalNetwork`.
 fn local_network(c: &Context) -> Result<&dyn LocalNetwork, RpcError> {
+    serving(c)?;
     c.node.orderer().local_network().ok_or_else(|| LedgerError::ENotLocalNetwork.into())
+}
+
+/// `Ok` while the node serves; its refusal once it stopped (a validator whose state diverged).
+pub(crate) fn serving(c: &Context) -> Result<(), RpcError> {
+    c.node.orderer().halted().map_or(Ok(()), |refusal| Err(refusal.into()))
 }
 
 fn to_json(value: &impl Serialize) -> Result<Value, RpcError> {

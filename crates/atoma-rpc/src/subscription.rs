@@ -45,7 +45,8 @@ async fn subscribe(
     pending: PendingSubscriptionSink,
     c: Arc<Context>,
 ) -> SubscriptionCloseResponse {
-    let filter = match Args::parse(&params, &["filter"]).and_then(|args| args.filter(0)) {
+    let parsed = crate::methods::serving(&c).and_then(|()| Args::parse(&params, &["filter"]));
+    let filter = match parsed.and_then(|args| args.filter(0)) {
         Ok(filter) => filter,
         Err(e) => {
             pending.reject(ErrorObjectOwned::from(e)).await;

@@ -85,6 +85,10 @@ pub enum LedgerError {
     /// processes writing one store could destroy it, so the second one is refused.
     #[error("EDataDirInUse: another process is using the node's data directory")]
     EDataDirInUse,
+    /// The node's state differs from what other validators who agree among themselves reached
+    /// at the same height: it stopped rather than serve a wrong state.
+    #[error("EStateDiverged: this validator's state differs from the other validators'; it stopped serving")]
+    EStateDiverged,
 }
 
 impl LedgerError {
@@ -107,6 +111,7 @@ impl LedgerError {
             LedgerError::EIo => 13,
             LedgerError::EInvalidConfig => 14,
             LedgerError::EDataDirInUse => 15,
+            LedgerError::EStateDiverged => 16,
         }
     }
 
@@ -129,6 +134,7 @@ impl LedgerError {
             LedgerError::EIo => "EIo",
             LedgerError::EInvalidConfig => "EInvalidConfig",
             LedgerError::EDataDirInUse => "EDataDirInUse",
+            LedgerError::EStateDiverged => "EStateDiverged",
         }
     }
 
@@ -179,6 +185,7 @@ mod tests {
             LedgerError::EIo,
             LedgerError::EInvalidConfig,
             LedgerError::EDataDirInUse,
+            LedgerError::EStateDiverged,
         ]
     }
 

@@ -1,0 +1,100 @@
+//! Gossip between validators on the p2p channel `mempool`: transactions, so that whoever leads
+//! next can include them; a local testnet's time controls; and state digests at snapshot heights,
+//! so that a validator whose state diverged finds out.
+//!
+//! Messages are BCS-encoded [`GossipMessage`]s, bounded by the channel's message size. Received
+//! transactions are verified like a client's (batched, on every core) before they enter the pool;
+//! a peer cannot put anything in a pool that this validator would not have accepted itself.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use atoma_types::SignedTransaction;
+use commonware_p2p::{Receiver, Recipients, Sender};
+use serde::{Deserialize, Serialize};
+
+use crate::PublicKey;
+use crate::shared::{ControlRequest, Shared};
+
+/// Transactions one message carries at most.
+pub const MAX_GOSSIP_TRANSACTIONS: usize = 256;
+
+/// What validators tell each other.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum GossipMessage {
+    /// BCS signed transactions a client submitted.
+    Transactions(Vec<Vec<u8>>),
+    /// A local testnet's time control.
+    Control(ControlRequest),
+    /// The sender's combined state digest after the block at `height` (a snapshot height).
+    StateDigest {
+        /// The height.
+        height: u64,
+        /// The digest.
+        digest: [u8; 32],
+    },
+}
+
+impl GossipMessage {
+    /// The message's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        atoma_types::codec::encode(self)
+    }
+}
+
+/// Sends gossip to every other validator. Cheap to clone.
+#[derive(Clone)]
+pub struct Gossip<S> {
+    sender: Arc<std::sync::Mutex<S>>,
+}
+
+impl<S: Sender<PublicKey = PublicKey>> Gossip<S> {
+    /// Gossip through `sender`.
+    pub fn new(sender: S) -> Self {
+        Gossip { sender: Arc::new(std::sync::Mutex::new(sender)) }
+    }
+
+    /// Sends `message` to every peer; a peer that is offline misses it (it will find the
+    /// transactions in the blocks).
+    pub fn send(&self, message: &GossipMessage) {
+        let bytes = message.encode();
+        let mut sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = sender.send(Recipients::All, bytes, false);
+    }
+}
+
+/// Receives gossip until the channel closes.
+pub async fn receive<R: Receiver<PublicKey = PublicKey>>(mut receiver: R, shared: Arc<Shared>) {
+    while let Ok((peer, bytes)) = receiver.recv().await {
+        let Ok(message) = bcs::from_bytes::<GossipMessage>(bytes.as_ref()) else {
+            tracing::debug!(%peer, "gossip that does not decode");
+            continue;
+        };
+        match message {
+            GossipMessage::Transactions(transactions) => admit(&shared, transactions),
+            GossipMessage::Control(request) if shared.local_network => shared.controls.add(request),
+            GossipMessage::Control(_) => {}
+            GossipMessage::StateDigest { height, digest } => shared.divergence.report(&peer, height, digest),
+        }
+    }
+}
+
+/// Verifies gossiped transactions and admits those that pass to the pool.
+fn admit(shared: &Shared, transactions: Vec<Vec<u8>>) {
+    let signed: Vec<SignedTransaction> = transactions
+        .iter()
+        .take(MAX_GOSSIP_TRANSACTIONS)
+        .filter_map(|b| SignedTransaction::from_bytes(b).ok())
+        .collect();
+    let verified = atoma_types::batch::verify_transactions(signed, &shared.chain_id);
+    let ledger = &shared.ledger;
+    let mut pool = shared.pool();
+    for tx in verified.into_iter().flatten() {
+        let executed_next = ledger.next_nonce(&tx.sender());
+        let counter = match pool.admit(tx, executed_next) {
+            Ok(_) => &shared.metrics.gossip_admitted,
+            Err(_) => &shared.metrics.gossip_refused,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
