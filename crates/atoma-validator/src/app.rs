@@ -28,7 +28,7 @@ use futures::StreamExt;
 
 use crate::block::{ConsensusBlock, MAX_CONTROLS, round};
 use crate::pool::Pending;
-use crate::shared::Shared;
+use crate::shared::{Proposal, Shared};
 use crate::{Context, Scheme, V};
 
 /// How far ahead of a verifier's clock a block's timestamp may be before the verifier waits for
@@ -195,6 +195,11 @@ where
             transactions,
         };
         self.shared.metrics.proposed(block.transactions.len());
+        self.shared.proposed(Proposal {
+            height: block.height.get(),
+            view: view.get(),
+            newest_seed_view: self.shared.seeds.newest().map(|v| v.get()),
+        });
         Some(Digested::compute(block, &Sequential).await)
     }
 

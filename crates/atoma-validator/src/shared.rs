@@ -142,6 +142,21 @@ impl Waiters {
     }
 }
 
+/// What a proposer knew when it proposed: the block's height and view, and the newest view whose
+/// seed it had seen (the seed a block executes with is a later view's: docs/VALIDATORS.md §3).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Proposal {
+    /// The proposed block's height.
+    pub height: u64,
+    /// Its view.
+    pub view: u64,
+    /// The newest view whose seed the proposer had seen.
+    pub newest_seed_view: Option<u64>,
+}
+
+/// Proposals remembered.
+pub const PROPOSALS_KEPT: usize = 1024;
+
 /// A validator's counters, for `/metrics` and `atoma status`.
 #[derive(Default, Debug)]
 pub struct ValidatorMetrics {
@@ -255,6 +270,8 @@ pub struct Shared {
     pub halted: Mutex<Option<String>>,
     /// Whether this validator's state diverged from the others'.
     pub divergence: crate::divergence::Divergence,
+    /// This validator's last proposals (for tests and tools).
+    pub proposals: Mutex<std::collections::VecDeque<Proposal>>,
 }
 
 impl Shared {
@@ -279,7 +296,22 @@ impl Shared {
             metrics: ValidatorMetrics::default(),
             halted: Mutex::new(None),
             divergence: crate::divergence::Divergence::new(max_faulty),
+            proposals: Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    /// Records a proposal.
+    pub fn proposed(&self, proposal: Proposal) {
+        let mut proposals = lock(&self.proposals);
+        proposals.push_back(proposal);
+        while proposals.len() > PROPOSALS_KEPT {
+            proposals.pop_front();
+        }
+    }
+
+    /// This validator's last proposals, oldest first.
+    pub fn proposals(&self) -> Vec<Proposal> {
+        lock(&self.proposals).iter().copied().collect()
     }
 
     /// Records why the executor stopped.

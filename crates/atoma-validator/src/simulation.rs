@@ -22,6 +22,9 @@ use commonware_utils::{NZU32, NZUsize};
 use rand_core::SeedableRng;
 
 use crate::PublicKey;
+use commonware_consensus::marshal::core::Mailbox as MarshalMailbox;
+use commonware_consensus::marshal::standard::Standard;
+
 use crate::block::ConsensusBlock;
 use crate::committee::{ValidatorSecrets, ValidatorSet, deal};
 use crate::engine::{self, Channels, EngineConfig};
@@ -77,6 +80,8 @@ pub struct Started {
     pub shared: Arc<Shared>,
     /// What its RPC would submit to.
     pub orderer: Arc<SimOrderer>,
+    /// Its marshal: consensus blocks and finalizations by height.
+    pub marshal: MarshalMailbox<crate::Scheme, Standard<ConsensusBlock>>,
 }
 
 /// The set, its keys and genesis, the network, and each validator's task.
@@ -197,7 +202,8 @@ impl SimNetwork {
         }
     }
 
-    /// Starts validator `i` (again) on its storage; it catches up through marshal's backfill.
+    /// Starts validator `i` (again) on its storage, and returns once it runs; it catches up
+    /// through marshal's backfill.
     pub async fn restart(&mut self, context: &deterministic::Context, i: usize) {
         let public_key = self.set.participants[i].clone();
         let chain_id = self.genesis.digest().0;
@@ -253,10 +259,14 @@ impl SimNetwork {
                 on_snapshot,
             )
             .await;
-            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Started { shared, orderer });
+            let marshal = running.marshal.clone();
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Started { shared, orderer, marshal });
             let _ = running.engine.await;
         });
         self.tasks[i] = Some(task);
+        while self.validator(i).is_none() {
+            context.sleep(Duration::from_millis(1)).await;
+        }
     }
 
     /// Waits until every running validator executed `height`; `false` after `deadline`.
