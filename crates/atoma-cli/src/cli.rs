@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::format::{parse_hex, parse_toma};
 use crate::names::{parse_device, parse_modality, parse_optimizations, parse_role, parse_security};
 use crate::start::{StartArgs, default_rpc_url};
+use crate::testnet::{TestnetArgs, ValidatorArgs};
 
 /// Bytes given in hex on the command line (any length: the contract names a wrong length).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +72,15 @@ pub enum Command {
     /// with every cause) goes to stderr, filtered by ATOMA_LOG (tracing directives such as `debug`
     /// or `atoma_rpc=debug`; by default the atoma crates at `info`, the rest at `warn`).
     Start(StartArgs),
+    /// Run a validator set on this machine: one `atoma validator` process per validator
+    ///
+    /// The first run creates the testnet under $ATOMA_HOME/testnet (or --dir): a validator set
+    /// with threshold keys from a dealer, the local network's genesis, faucet and test accounts,
+    /// and one directory per validator. Validator i serves JSON-RPC on 127.0.0.1:(9000 + i);
+    /// every RPC method and every command works against any of them. See docs/VALIDATORS.md.
+    Testnet(TestnetArgs),
+    /// Run one validator of a set in the foreground, from its directory
+    Validator(ValidatorArgs),
     /// Manage the keystore ($ATOMA_HOME/keystore.json)
     #[command(subcommand)]
     Keys(KeysCmd),

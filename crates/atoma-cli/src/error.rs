@@ -37,6 +37,8 @@ pub enum CliErrorKind {
     EAddressInUse,
     /// The walkthrough found the chain in a state it did not expect.
     EDemo,
+    /// A validator or testnet could not be created or started.
+    EValidator,
 }
 
 impl CliErrorKind {
@@ -51,6 +53,7 @@ impl CliErrorKind {
         CliErrorKind::ERpc,
         CliErrorKind::EAddressInUse,
         CliErrorKind::EDemo,
+        CliErrorKind::EValidator,
     ];
 
     /// The stable name.
@@ -65,6 +68,7 @@ impl CliErrorKind {
             CliErrorKind::ERpc => "ERpc",
             CliErrorKind::EAddressInUse => "EAddressInUse",
             CliErrorKind::EDemo => "EDemo",
+            CliErrorKind::EValidator => "EValidator",
         }
     }
 
@@ -80,6 +84,7 @@ impl CliErrorKind {
             CliErrorKind::ERpc => "the node answered with an error that has no Atoma name",
             CliErrorKind::EAddressInUse => "`atoma start` cannot listen on `--rpc-addr`",
             CliErrorKind::EDemo => "the walkthrough found the chain in an unexpected state",
+            CliErrorKind::EValidator => "a validator or testnet could not be created or started",
         }
     }
 
@@ -95,6 +100,7 @@ impl CliErrorKind {
             CliErrorKind::ERpc => 6,
             CliErrorKind::EAddressInUse => 7,
             CliErrorKind::EDemo => 8,
+            CliErrorKind::EValidator => 9,
         };
         CLI_ERROR_CODE_BASE + offset
     }

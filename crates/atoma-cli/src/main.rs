@@ -19,6 +19,7 @@ mod output;
 mod render;
 mod rpc;
 mod start;
+mod testnet;
 
 use std::process::ExitCode;
 

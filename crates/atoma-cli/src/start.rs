@@ -85,7 +85,7 @@ pub async fn run(args: StartArgs, out: &Output) -> CliResult<()> {
 /// that could not be stored, a request that failed inside the node — with every cause. Filtered by
 /// `ATOMA_LOG` (`tracing` directives such as `debug` or `atoma_rpc=debug`); by default the atoma
 /// crates at `info` and everything else at `warn`.
-fn install_log() {
+pub fn install_log() {
     let filter = tracing_subscriber::EnvFilter::try_from_env(LOG_ENV)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     // A second `start` in one process (tests) keeps the first subscriber.
@@ -156,7 +156,7 @@ fn share_keys(home: &Path, data_dir: &Path) -> CliResult<()> {
 }
 
 /// Waits for Ctrl-C, or SIGTERM on Unix.
-async fn wait_for_shutdown() {
+pub async fn wait_for_shutdown() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

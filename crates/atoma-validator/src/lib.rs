@@ -19,6 +19,7 @@
 //! - [`orderer`]: what the RPC submits to; [`divergence`]: comparing state digests.
 //! - [`shared`]: what the parts share; [`engine`]: the actors, wired.
 //! - [`simulation`]: a whole set in one deterministic process, for tests.
+//! - [`testnet`]: a local testnet's genesis; [`process`]: one validator as a process.
 
 #![deny(missing_docs)]
 
@@ -31,9 +32,11 @@ pub mod executor;
 pub mod gossip;
 pub mod orderer;
 pub mod pool;
+pub mod process;
 pub mod seeds;
 pub mod shared;
 pub mod simulation;
+pub mod testnet;
 
 /// The digest of consensus blocks.
 pub type Digest = commonware_cryptography::sha256::Digest;

@@ -22,6 +22,8 @@ pub async fn run(cli: Cli, out: Output) -> CliResult<()> {
     let mut ctx = Ctx::new(global, out);
     let report = match command {
         Command::Start(args) => return crate::start::run(args, &out).await,
+        Command::Testnet(args) => return crate::testnet::run_testnet(args, &out).await,
+        Command::Validator(args) => return crate::testnet::run_validator(args, &out).await,
         Command::Events(args) => return events::run(&mut ctx, args).await,
         Command::Demo(args) => return crate::demo::run(&mut ctx, args).await,
         Command::Bench(args) => bench::run(&ctx, args).await?,
