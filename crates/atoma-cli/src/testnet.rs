@@ -91,7 +91,8 @@ pub async fn run_validator(args: ValidatorArgs, out: &Output) -> CliResult<()> {
         });
         let _ = sender.send(result);
     });
-    let result = receiver.await.map_err(|_| validator_error("the validator's thread ended without a word"))?;
+    let result =
+        receiver.await.map_err(|_| validator_error("the validator's thread ended without a word"))?;
     result.map_err(|e| validator_error(&e.to_string()))
 }
 
@@ -164,9 +165,11 @@ fn prepare(args: &TestnetArgs, root: &Path) -> CliResult<Vec<PathBuf>> {
 
 /// Starts `atoma validator --dir dir`, its output in `dir/validator.log`.
 fn spawn_validator(dir: &Path) -> CliResult<Child> {
-    let exe = std::env::current_exe().map_err(|e| validator_error(&format!("which atoma is running: {e}")))?;
+    let exe =
+        std::env::current_exe().map_err(|e| validator_error(&format!("which atoma is running: {e}")))?;
     let log = dir.join("validator.log");
-    let file = std::fs::File::create(&log).map_err(|e| validator_error(&format!("{}: {e}", log.display())))?;
+    let file =
+        std::fs::File::create(&log).map_err(|e| validator_error(&format!("{}: {e}", log.display())))?;
     let err = file.try_clone().map_err(|e| validator_error(&format!("{}: {e}", log.display())))?;
     Command::new(exe)
         .arg("validator")
@@ -183,16 +186,21 @@ fn spawn_validator(dir: &Path) -> CliResult<Child> {
 async fn wait_until_serving(rpc: &[SocketAddr], children: &mut [Child]) -> CliResult<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     for (i, address) in rpc.iter().enumerate() {
-        let client = Client::new(&format!("http://{address}")).map_err(|e| validator_error(&e.to_string()))?;
+        let client =
+            Client::new(&format!("http://{address}")).map_err(|e| validator_error(&e.to_string()))?;
         loop {
             if client.get_chain_info().await.is_ok() {
                 break;
             }
             if let Ok(Some(status)) = children[i].try_wait() {
-                return Err(validator_error(&format!("validator {i} exited ({status}); see its validator.log")));
+                return Err(validator_error(&format!(
+                    "validator {i} exited ({status}); see its validator.log"
+                )));
             }
             if Instant::now() > deadline {
-                return Err(validator_error(&format!("validator {i} did not serve within 60 s; see its validator.log")));
+                return Err(validator_error(&format!(
+                    "validator {i} did not serve within 60 s; see its validator.log"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -240,10 +248,18 @@ fn banner(root: &Path, network: &NetworkFile, home: &Path) -> String {
         .validators
         .iter()
         .enumerate()
-        .map(|(i, v)| format!("  {i}  RPC http://{}  p2p {}  log {}", v.rpc_address, v.p2p_address, testnet::validator_dir(root, i).join("validator.log").display()))
+        .map(|(i, v)| {
+            format!(
+                "  {i}  RPC http://{}  p2p {}  log {}",
+                v.rpc_address,
+                v.p2p_address,
+                testnet::validator_dir(root, i).join("validator.log").display()
+            )
+        })
         .collect();
     let first = network.validators.first().map(|v| format!("http://{}", v.rpc_address)).unwrap_or_default();
-    let rpc_flag = if first == crate::start::default_rpc_url() { String::new() } else { format!(" --rpc {first}") };
+    let rpc_flag =
+        if first == crate::start::default_rpc_url() { String::new() } else { format!(" --rpc {first}") };
     let f = network.validators.len().saturating_sub(1) / 3;
     format!(
         "Atoma testnet of {} validators is running (it tolerates {f} faulty)\n\n\

@@ -6,11 +6,13 @@
 //! transactions are verified like a client's (batched, on every core) before they enter the pool;
 //! a peer cannot put anything in a pool that this validator would not have accepted itself.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use atoma_types::SignedTransaction;
 use commonware_p2p::{Receiver, Recipients, Sender};
+use commonware_runtime::Clock;
 use serde::{Deserialize, Serialize};
 
 use crate::PublicKey;
@@ -42,24 +44,53 @@ impl GossipMessage {
     }
 }
 
-/// Sends gossip to every other validator. Cheap to clone.
+/// How often queued transactions are sent, batched.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Sends gossip to every other validator. Cheap to clone; clones share the sender and the queue.
+///
+/// Transactions are queued and sent in batches of up to [`MAX_GOSSIP_TRANSACTIONS`] by
+/// [`flush_every`]: the p2p layer limits the messages a peer receives per second on each channel,
+/// so one message per transaction would cap what one validator can take from its clients.
 #[derive(Clone)]
 pub struct Gossip<S> {
-    sender: Arc<std::sync::Mutex<S>>,
+    sender: Arc<Mutex<S>>,
+    queued: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl<S: Sender<PublicKey = PublicKey>> Gossip<S> {
     /// Gossip through `sender`.
     pub fn new(sender: S) -> Self {
-        Gossip { sender: Arc::new(std::sync::Mutex::new(sender)) }
+        Gossip { sender: Arc::new(Mutex::new(sender)), queued: Arc::new(Mutex::new(Vec::new())) }
     }
 
-    /// Sends `message` to every peer; a peer that is offline misses it (it will find the
+    /// Sends `message` to every peer now; a peer that is offline misses it (it will find the
     /// transactions in the blocks).
     pub fn send(&self, message: &GossipMessage) {
         let bytes = message.encode();
-        let mut sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
         let _ = sender.send(Recipients::All, bytes, false);
+    }
+
+    /// Queues a transaction (its BCS bytes) for the next batch.
+    pub fn transaction(&self, bytes: Vec<u8>) {
+        self.queued.lock().unwrap_or_else(PoisonError::into_inner).push(bytes);
+    }
+
+    /// Sends every queued transaction, in batches.
+    pub fn flush(&self) {
+        let queued = std::mem::take(&mut *self.queued.lock().unwrap_or_else(PoisonError::into_inner));
+        for batch in queued.chunks(MAX_GOSSIP_TRANSACTIONS) {
+            self.send(&GossipMessage::Transactions(batch.to_vec()));
+        }
+    }
+}
+
+/// Flushes `gossip`'s queue every [`FLUSH_INTERVAL`], forever.
+pub async fn flush_every<E: Clock, S: Sender<PublicKey = PublicKey>>(clock: E, gossip: Gossip<S>) {
+    loop {
+        clock.sleep(FLUSH_INTERVAL).await;
+        gossip.flush();
     }
 }
 

@@ -64,7 +64,7 @@ impl<S: Sender<PublicKey = PublicKey>> ValidatorOrderer<S> {
             self.shared.waiters.refuse(&[(digest, refusal.clone())]);
             return Err(refusal);
         }
-        self.gossip.send(&GossipMessage::Transactions(vec![bytes]));
+        self.gossip.transaction(bytes);
         Ok(receiver)
     }
 

@@ -19,7 +19,7 @@ use atoma_rpc::{RpcConfig, RpcServerHandle};
 use commonware_cryptography::{ChaCha20Poly1305, Signer};
 use commonware_p2p::authenticated::lookup;
 use commonware_p2p::{Address, AddressableManager};
-use commonware_runtime::{Quota, Runner as _, Supervisor as _, tokio as cw_tokio};
+use commonware_runtime::{Quota, Runner as _, Spawner as _, Supervisor as _, tokio as cw_tokio};
 use commonware_stream::cups::{self, Cups};
 use commonware_stream::sake::{self, Sake};
 use commonware_utils::ordered::Map;
@@ -80,24 +80,37 @@ pub struct Ready {
 ///
 /// # Errors
 /// [`ValidatorError`] when it cannot start.
-pub fn run(dir: &Path, ledger_options: LedgerOptions, on_ready: impl FnOnce(&Ready) + Send + 'static) -> Result<(), ValidatorError> {
+pub fn run(
+    dir: &Path,
+    ledger_options: LedgerOptions,
+    on_ready: impl FnOnce(&Ready) + Send + 'static,
+) -> Result<(), ValidatorError> {
     let network = NetworkFile::load(dir)?;
     let set = network.validator_set()?;
     let secrets = ValidatorSecrets::load(dir)?;
     let chain_id = network.genesis.digest().0;
     let scheme = set.signer(&chain_id, &secrets)?;
     let public_key = secrets.identity.public_key();
-    let index = set.participants.position(&public_key).ok_or_else(|| ValidatorError::NotAValidator(dir.display().to_string()))?;
+    let index = set
+        .participants
+        .position(&public_key)
+        .ok_or_else(|| ValidatorError::NotAValidator(dir.display().to_string()))?;
     let genesis = network.genesis.clone();
-    let ledger = Arc::new(Ledger::open_or_create(&dir.join(CHAIN_DB_FILE), ledger_options, move || Ok(genesis))?);
+    let ledger =
+        Arc::new(Ledger::open_or_create(&dir.join(CHAIN_DB_FILE), ledger_options, move || Ok(genesis))?);
     if ledger.genesis().digest() != network.genesis.digest() {
         return Err(ValidatorError::Committee(CommitteeError::Invalid(format!(
             "{}: the ledger holds another chain than network.json's",
             dir.join(CHAIN_DB_FILE).display()
         ))));
     }
-    let faucet = if network.local_network { Keystore::load(&dir.join(KEYSTORE_FILE))?.keypair(FAUCET_ALIAS)? } else { None };
-    let config = cw_tokio::Config::new().with_worker_threads(2).with_storage_directory(dir.join(CONSENSUS_DIR));
+    let faucet = if network.local_network {
+        Keystore::load(&dir.join(KEYSTORE_FILE))?.keypair(FAUCET_ALIAS)?
+    } else {
+        None
+    };
+    let config =
+        cw_tokio::Config::new().with_worker_threads(2).with_storage_directory(dir.join(CONSENSUS_DIR));
     let dir: PathBuf = dir.to_path_buf();
     cw_tokio::Runner::new(config).start(move |context| async move {
         let started = serve(context, Start { network, set, secrets, scheme, ledger, faucet, index }).await;
@@ -149,8 +162,14 @@ async fn serve(context: cw_tokio::Context, start: Start) -> Result<(RpcServerHan
     let p2p = if network.local_network {
         lookup::Config::local(handshake, &namespace, me.p2p_address, NZUsize!(n), max_message, NZUsize!(1024))
     } else {
-        let mut config =
-            lookup::Config::recommended(handshake, &namespace, me.p2p_address, NZUsize!(n), max_message, NZUsize!(1024));
+        let mut config = lookup::Config::recommended(
+            handshake,
+            &namespace,
+            me.p2p_address,
+            NZUsize!(n),
+            max_message,
+            NZUsize!(1024),
+        );
         // Validators often reach each other over private networks.
         config.allow_private_ips = true;
         config
@@ -160,7 +179,9 @@ async fn serve(context: cw_tokio::Context, start: Start) -> Result<(RpcServerHan
         set.participants.iter().cloned().zip(network.validators.iter().map(|v| Address::from(v.p2p_address))),
     );
     let _ = oracle.track(0, peers);
-    let quota = Quota::per_second(NZU32!(100_000));
+    // Messages a peer may send on each channel per second. The p2p layer sizes its queues by it
+    // (a burst for every peer), so it must stay modest; transactions travel in batches.
+    let quota = Quota::per_second(NZU32!(1_000));
     let mut register = |channel| p2p_network.register(channel, quota);
     let (votes, certificates, resolver, backfill, blocks) = (
         register(channels::VOTES),
@@ -180,6 +201,10 @@ async fn serve(context: cw_tokio::Context, start: Start) -> Result<(RpcServerHan
         set.max_faulty(),
     ));
     let gossip = Gossip::new(mempool_sender);
+    context.child("gossip_flush").spawn({
+        let gossip = gossip.clone();
+        move |clock| crate::gossip::flush_every(clock, gossip)
+    });
     let orderer = Arc::new(ValidatorOrderer::new(Arc::clone(&shared), gossip.clone(), &public_key, faucet));
     let snapshot_shared = Arc::clone(&shared);
     let on_snapshot = Box::new(move |height: u64, digest: [u8; 32]| {
@@ -196,10 +221,13 @@ async fn serve(context: cw_tokio::Context, start: Start) -> Result<(RpcServerHan
         leader_timeout: LEADER_TIMEOUT,
     };
     let channels = Channels { votes, certificates, resolver, backfill, blocks, mempool };
-    let _running = engine::start(context.child("validator"), engine_config, Arc::clone(&shared), channels, on_snapshot).await;
-    let server = atoma_rpc::serve(Node::new(Arc::clone(&ledger), orderer), RpcConfig::listening_on(me.rpc_address))
-        .await
-        .map_err(|e| ValidatorError::Rpc(e.to_string()))?;
+    let _running =
+        engine::start(context.child("validator"), engine_config, Arc::clone(&shared), channels, on_snapshot)
+            .await;
+    let server =
+        atoma_rpc::serve(Node::new(Arc::clone(&ledger), orderer), RpcConfig::listening_on(me.rpc_address))
+            .await
+            .map_err(|e| ValidatorError::Rpc(e.to_string()))?;
     let ready = Ready {
         index,
         validators: n,

@@ -39,7 +39,7 @@ pub type SimSender = simulated::Sender<PublicKey, deterministic::Context>;
 pub type SimOrderer = ValidatorOrderer<SimSender>;
 
 /// Per-peer, per-channel message rate.
-const QUOTA: Quota = Quota::per_second(NZU32!(100_000));
+const QUOTA: Quota = Quota::per_second(NZU32!(1_000));
 
 /// How a simulated set runs.
 #[derive(Clone)]
@@ -230,6 +230,10 @@ impl SimNetwork {
             let (mempool_sender, mempool) = next();
             let shared = Arc::new(Shared::new(ledger, true, verifier, DEFAULT_POOL_CAPACITY, max_faulty));
             let gossip = Gossip::new(mempool_sender);
+            context.child("gossip_flush").spawn({
+                let gossip = gossip.clone();
+                move |clock| crate::gossip::flush_every(clock, gossip)
+            });
             let orderer = Arc::new(ValidatorOrderer::new(
                 Arc::clone(&shared),
                 gossip.clone(),

@@ -46,7 +46,10 @@ pub fn validator_dir(root: &Path, i: usize) -> PathBuf {
 
 /// The validator directories of the testnet under `root`, if one was created there.
 pub fn existing(root: &Path) -> Vec<PathBuf> {
-    (0..).map(|i| validator_dir(root, i)).take_while(|dir| dir.join(crate::committee::NETWORK_FILE).exists()).collect()
+    (0..)
+        .map(|i| validator_dir(root, i))
+        .take_while(|dir| dir.join(crate::committee::NETWORK_FILE).exists())
+        .collect()
 }
 
 /// Creates a testnet under `root` (which must hold none): deals the set, makes the local
@@ -58,7 +61,8 @@ pub fn existing(root: &Path) -> Vec<PathBuf> {
 /// [`CommitteeError::Io`] for the files; [`CommitteeError::Invalid`] for a bad count or ports.
 pub fn create(root: &Path, options: &TestnetOptions) -> Result<Vec<PathBuf>, CommitteeError> {
     let n = options.validators;
-    let last = u16::try_from(n.saturating_sub(1)).map_err(|_| CommitteeError::Invalid("too many validators".into()))?;
+    let last = u16::try_from(n.saturating_sub(1))
+        .map_err(|_| CommitteeError::Invalid("too many validators".into()))?;
     if options.rpc_port.checked_add(last).is_none() || options.p2p_port.checked_add(last).is_none() {
         return Err(CommitteeError::Invalid("the ports run past 65535".into()));
     }
@@ -78,7 +82,8 @@ pub fn create(root: &Path, options: &TestnetOptions) -> Result<Vec<PathBuf>, Com
     let mut dirs = Vec::with_capacity(n);
     for (i, secrets) in secrets.iter().enumerate() {
         let dir = validator_dir(root, i);
-        std::fs::create_dir_all(&dir).map_err(|source| CommitteeError::Io { path: dir.display().to_string(), source })?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| CommitteeError::Io { path: dir.display().to_string(), source })?;
         file.save(&dir)?;
         secrets.save(&dir)?;
         keys.save(&dir.join(KEYSTORE_FILE))
