@@ -155,6 +155,25 @@ async fn transfers(net: &Testnet, via: &[usize], count: usize, nonces: &mut [u64
     digests
 }
 
+/// Waits until validator `i` hears from exactly the peers `alive` (by index), and returns what
+/// `atoma status` says of the set there.
+fn wait_for_peers(net: &Testnet, i: usize, alive: &[u64]) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = net.cli(i, &["status"]);
+        let set = &status["chain"]["consensus"];
+        let peers: Vec<u64> = set["peers"]
+            .as_array()
+            .map(|peers| peers.iter().filter_map(|p| p["index"].as_u64()).collect())
+            .unwrap_or_default();
+        if peers == alive {
+            return set.clone();
+        }
+        assert!(Instant::now() < deadline, "validator {i} hears {peers:?}, not {alive:?}: {set}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 async fn height(net: &Testnet, i: usize) -> u64 {
     net.client(i).get_chain_info().await.expect("chain info").height
 }
@@ -178,8 +197,19 @@ fn a_validator_set_survives_kills_catches_up_and_agrees() {
     runtime.block_on(async {
         transfers(&net, &[0, 1, 2, 3], 8, &mut nonces).await;
     });
+    // `atoma status` shows the set as the validator asked sees it.
+    let set = wait_for_peers(&net, 0, &[1, 2, 3]);
+    assert_eq!((set["engine"].as_str(), set["validators"].as_u64()), (Some("simplex"), Some(4)));
+    assert_eq!((set["maxFaulty"].as_u64(), set["index"].as_u64()), (Some(1), Some(0)));
+    assert!(set["leader"].as_u64().is_some_and(|l| l < 4), "{set}");
+    assert!(set["view"].as_str().and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v > 0), "{set}");
+    let text = atoma().args(["--rpc", &net.urls[2], "status"]).env("ATOMA_HOME", &net.home).output();
+    let text = String::from_utf8_lossy(&text.expect("atoma runs").stdout).into_owned();
+    assert!(text.contains("4 (simplex, tolerates 1 faulty); this is validator 2"), "{text}");
+    assert!(text.contains("peers alive:") && text.contains("3 of 3"), "{text}");
     // One of four is killed: the other three are a quorum and keep finalizing.
     net.kill(3);
+    wait_for_peers(&net, 0, &[1, 2]);
     let acknowledged = runtime.block_on(transfers(&net, &[0, 1, 2], 9, &mut nonces));
     runtime.block_on(async {
         let top = height(&net, 0).await;

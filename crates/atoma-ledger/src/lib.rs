@@ -74,7 +74,7 @@ pub use keystore::{Keystore, KeystoreEntry};
 pub use ledger::{ApplyOutcome, DryRunOutcome, Ledger, LedgerOptions, Tip, TransactionResponse};
 pub use mempool::Mempool;
 pub use metrics::MetricsSnapshot;
-pub use node::{ChainInfo, LocalNetwork, Node, Orderer};
+pub use node::{ChainInfo, ConsensusInfo, LocalNetwork, Node, Orderer};
 pub use proposer::LocalProposer;
 pub use sequencer::Sequencer;
 pub use subscription::{EventSubscription, SubscriptionError};

@@ -55,6 +55,34 @@ pub trait Orderer: Send + Sync + 'static {
     fn prometheus(&self) -> String {
         String::new()
     }
+
+    /// The validator set this node is one of, if it runs one (a single validator does not).
+    fn consensus(&self) -> Option<ConsensusInfo> {
+        None
+    }
+}
+
+/// A validator set as one of its validators sees it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ConsensusInfo {
+    /// The consensus engine ("simplex").
+    pub engine: String,
+    /// Validators in the set.
+    pub validators: u64,
+    /// How many of them may be faulty (the largest `f` with `n ≥ 3f + 1`).
+    pub max_faulty: u64,
+    /// This validator's index in the set.
+    pub index: u64,
+    /// The newest view with a certificate this validator saw.
+    pub view: u64,
+    /// The newest finalized height this validator knows of.
+    pub finalized_height: u64,
+    /// The leader of the newest view this validator proposed or verified in, by index.
+    pub leader: Option<u64>,
+    /// The peers that are alive (heard from within a few seconds): index and executed height.
+    pub peers: Vec<(u64, u64)>,
+    /// The newest executed block's time from its proposal to its execution here.
+    pub finalization_latency_ms: u64,
 }
 
 /// A local network's extras (SPEC §13): a faucet and control of time.
@@ -114,6 +142,8 @@ pub struct ChainInfo {
     pub package_id: ObjectId,
     /// The contract's db object id.
     pub db_id: ObjectId,
+    /// The validator set, when the node is one of a set's validators.
+    pub consensus: Option<ConsensusInfo>,
 }
 
 impl Node {
@@ -150,6 +180,7 @@ impl Node {
             epoch_duration_ms: ledger.genesis().epoch_duration_ms,
             package_id,
             db_id,
+            consensus: self.orderer.consensus(),
         }
     }
 }

@@ -7,8 +7,8 @@
 //! async: they wait for their block without holding a thread.
 
 use atoma_api::rpc::{
-    BalanceView, BlockView, ChainInfoView, DryRunResult, EventPage, ExecutionStatus, NonceView, TaskPage,
-    TransactionData, TransactionResult,
+    BalanceView, BlockView, ChainInfoView, ConsensusView, DryRunResult, EventPage, ExecutionStatus,
+    NonceView, PeerView, TaskPage, TransactionData, TransactionResult,
 };
 use atoma_api::{
     AuditView, BadgeView, DbView, EventEnvelope, EventId as EventIdJson, ModelView, NodeView, StackLookup,
@@ -237,6 +237,17 @@ fn chain_info(info: &ChainInfo) -> ChainInfoView {
         epoch_duration_ms: info.epoch_duration_ms,
         package_id: info.package_id,
         db_id: info.db_id,
+        consensus: info.consensus.as_ref().map(|c| ConsensusView {
+            engine: c.engine.clone(),
+            validators: c.validators,
+            max_faulty: c.max_faulty,
+            index: c.index,
+            view: c.view,
+            finalized_height: c.finalized_height,
+            leader: c.leader,
+            peers: c.peers.iter().map(|&(index, height)| PeerView { index, height }).collect(),
+            finalization_latency_ms: c.finalization_latency_ms,
+        }),
     }
 }
 

@@ -54,6 +54,13 @@ impl App {
         App { shared }
     }
 
+    /// Records who leads the context's view (for `/metrics` and `atoma status`).
+    fn saw_leader(&self, context: &Context) {
+        if let Some(leader) = self.shared.membership.position(&context.leader) {
+            self.shared.liveness.led(context.round.view().get(), leader);
+        }
+    }
+
     /// The seed of `view`, waiting up to [`SEED_WAIT`] for the engine to report it.
     async fn seed<E: Clock>(&self, clock: &E, view: View) -> Option<Seed<V>> {
         let step = Duration::from_millis(2);
@@ -163,6 +170,7 @@ where
         ancestry: impl Ancestry<ConsensusBlock>,
         _input: (),
     ) -> Option<Digested<ConsensusBlock>> {
+        self.saw_leader(&context);
         let mut ancestry = ancestry;
         let parent = ancestry.next().await?;
         let parent = parent.inner().clone();
@@ -208,6 +216,7 @@ where
         (clock, context): (E, Context),
         ancestry: impl Ancestry<ConsensusBlock>,
     ) -> bool {
+        self.saw_leader(&context);
         let mut ancestry = ancestry;
         let Some(block) = ancestry.next().await else { return false };
         let Some(parent) = ancestry.next().await else { return false };

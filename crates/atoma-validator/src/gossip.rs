@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use atoma_types::SignedTransaction;
 use commonware_p2p::{Receiver, Recipients, Sender};
-use commonware_runtime::Clock;
+use commonware_runtime::{Clock, Spawner, Supervisor};
 use serde::{Deserialize, Serialize};
 
 use crate::PublicKey;
 use crate::shared::{ControlRequest, Shared};
+use crate::status::HEARTBEAT;
 
 /// Transactions one message carries at most.
 pub const MAX_GOSSIP_TRANSACTIONS: usize = 256;
@@ -34,6 +35,11 @@ pub enum GossipMessage {
         height: u64,
         /// The digest.
         digest: [u8; 32],
+    },
+    /// The sender is alive and has executed `height` (every [`crate::status::HEARTBEAT`]).
+    Heartbeat {
+        /// The newest height the sender executed.
+        height: u64,
     },
 }
 
@@ -86,11 +92,44 @@ impl<S: Sender<PublicKey = PublicKey>> Gossip<S> {
     }
 }
 
+/// Starts the gossip's background tasks on `context`: the batched sends ([`flush_every`]) and the
+/// heartbeat ([`heartbeat_every`]).
+pub fn start_tasks<E, S>(context: &E, gossip: &Gossip<S>, shared: &Arc<Shared>)
+where
+    E: Clock + Spawner + Supervisor,
+    S: Sender<PublicKey = PublicKey>,
+{
+    context.child("gossip_flush").spawn({
+        let gossip = gossip.clone();
+        move |clock| flush_every(clock, gossip)
+    });
+    context.child("heartbeat").spawn({
+        let (gossip, shared) = (gossip.clone(), Arc::clone(shared));
+        move |clock| heartbeat_every(clock, gossip, shared)
+    });
+}
+
 /// Flushes `gossip`'s queue every [`FLUSH_INTERVAL`], forever.
 pub async fn flush_every<E: Clock, S: Sender<PublicKey = PublicKey>>(clock: E, gossip: Gossip<S>) {
     loop {
         clock.sleep(FLUSH_INTERVAL).await;
         gossip.flush();
+    }
+}
+
+/// Tells the peers every [`HEARTBEAT`] that this validator is alive, and counts the peers that
+/// said so lately ([`crate::status`]), forever.
+pub async fn heartbeat_every<E: Clock, S: Sender<PublicKey = PublicKey>>(
+    clock: E,
+    gossip: Gossip<S>,
+    shared: Arc<Shared>,
+) {
+    loop {
+        shared.liveness.beat();
+        let peers = shared.liveness.connected().len();
+        shared.metrics.peers.store(peers as u64, Ordering::Relaxed);
+        gossip.send(&GossipMessage::Heartbeat { height: shared.ledger.tip().height });
+        clock.sleep(HEARTBEAT).await;
     }
 }
 
@@ -106,6 +145,7 @@ pub async fn receive<R: Receiver<PublicKey = PublicKey>>(mut receiver: R, shared
             GossipMessage::Control(request) if shared.local_network => shared.controls.add(request),
             GossipMessage::Control(_) => {}
             GossipMessage::StateDigest { height, digest } => shared.divergence.report(&peer, height, digest),
+            GossipMessage::Heartbeat { height } => shared.liveness.heard(&peer, height),
         }
     }
 }

@@ -36,6 +36,7 @@ pub mod process;
 pub mod seeds;
 pub mod shared;
 pub mod simulation;
+pub mod status;
 pub mod testnet;
 
 /// The digest of consensus blocks.

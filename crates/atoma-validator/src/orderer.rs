@@ -7,10 +7,11 @@
 //! or when another transaction took its nonce. On a local testnet the faucet signs from the
 //! faucet key like any client, and the time controls are requests a leader's block serves.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use atoma_contract::{Address, Call};
-use atoma_ledger::node::{BoxFuture, LocalNetwork, Orderer};
+use atoma_ledger::node::{BoxFuture, ConsensusInfo, LocalNetwork, Orderer};
 use atoma_types::{BlockHeader, Keypair, LedgerError, SignedTransaction, Transaction, TxOutcome};
 use commonware_p2p::Sender;
 use tokio::sync::oneshot;
@@ -116,7 +117,40 @@ impl<S: Sender<PublicKey = PublicKey>> Orderer for ValidatorOrderer<S> {
     }
 
     fn prometheus(&self) -> String {
-        self.shared.metrics.to_prometheus()
+        let membership = &self.shared.membership;
+        let leader = self.shared.liveness.leader().map_or(-1, |(_, leader)| leader as i64);
+        let gauges = [
+            ("atoma_validator_validators", "Validators in the set.", membership.participants.len() as i64),
+            ("atoma_validator_index", "This validator's index in the set.", membership.index as i64),
+            ("atoma_validator_leader", "The newest view's leader, by index (-1: none yet).", leader),
+        ];
+        let mut text = self.shared.metrics.to_prometheus();
+        for (name, help, value) in gauges {
+            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
+        }
+        text
+    }
+
+    fn consensus(&self) -> Option<ConsensusInfo> {
+        let (shared, membership) = (&self.shared, &self.shared.membership);
+        let metrics = &shared.metrics;
+        let peers = shared
+            .liveness
+            .connected()
+            .into_iter()
+            .filter_map(|(peer, height)| Some((membership.position(&peer)? as u64, height)))
+            .collect();
+        Some(ConsensusInfo {
+            engine: "simplex".into(),
+            validators: membership.participants.len() as u64,
+            max_faulty: membership.max_faulty() as u64,
+            index: membership.index as u64,
+            view: metrics.view.load(Ordering::Relaxed),
+            finalized_height: metrics.finalized_height.load(Ordering::Relaxed),
+            leader: shared.liveness.leader().map(|(_, leader)| leader as u64),
+            peers,
+            finalization_latency_ms: metrics.finalization_latency_ms.load(Ordering::Relaxed),
+        })
     }
 }
 

@@ -19,7 +19,7 @@ use atoma_rpc::{RpcConfig, RpcServerHandle};
 use commonware_cryptography::{ChaCha20Poly1305, Signer};
 use commonware_p2p::authenticated::lookup;
 use commonware_p2p::{Address, AddressableManager};
-use commonware_runtime::{Quota, Runner as _, Spawner as _, Supervisor as _, tokio as cw_tokio};
+use commonware_runtime::{Quota, Runner as _, Supervisor as _, tokio as cw_tokio};
 use commonware_stream::cups::{self, Cups};
 use commonware_stream::sake::{self, Sake};
 use commonware_utils::ordered::Map;
@@ -32,6 +32,7 @@ use crate::gossip::{Gossip, GossipMessage};
 use crate::orderer::ValidatorOrderer;
 use crate::pool::DEFAULT_POOL_CAPACITY;
 use crate::shared::Shared;
+use crate::status::Membership;
 
 /// The ledger's file in a validator's directory.
 pub const CHAIN_DB_FILE: &str = "chain.redb";
@@ -198,13 +199,10 @@ async fn serve(context: cw_tokio::Context, start: Start) -> Result<(RpcServerHan
         network.local_network,
         set.verifier(&chain_id),
         DEFAULT_POOL_CAPACITY,
-        set.max_faulty(),
+        Membership { participants: set.participants.iter().cloned().collect(), index },
     ));
     let gossip = Gossip::new(mempool_sender);
-    context.child("gossip_flush").spawn({
-        let gossip = gossip.clone();
-        move |clock| crate::gossip::flush_every(clock, gossip)
-    });
+    crate::gossip::start_tasks(&context, &gossip, &shared);
     let orderer = Arc::new(ValidatorOrderer::new(Arc::clone(&shared), gossip.clone(), &public_key, faucet));
     let snapshot_shared = Arc::clone(&shared);
     let on_snapshot = Box::new(move |height: u64, digest: [u8; 32]| {

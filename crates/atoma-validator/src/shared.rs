@@ -14,6 +14,7 @@ use crate::Scheme;
 use crate::block::{MAX_BLOCK_TRANSACTION_BYTES, MAX_BLOCK_TRANSACTIONS};
 use crate::pool::{Pending, TxPool};
 use crate::seeds::SeedBook;
+use crate::status::{Liveness, Membership};
 
 /// A local testnet's time control, asked of any validator and served by a leader's block.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -272,16 +273,20 @@ pub struct Shared {
     pub divergence: crate::divergence::Divergence,
     /// This validator's last proposals (for tests and tools).
     pub proposals: Mutex<std::collections::VecDeque<Proposal>>,
+    /// The set and this validator's place in it.
+    pub membership: Membership,
+    /// The newest leader and the peers' heartbeats.
+    pub liveness: Liveness,
 }
 
 impl Shared {
-    /// The parts' shared state for a node of a set tolerating `max_faulty` faults.
+    /// The parts' shared state for a validator of `membership`.
     pub fn new(
         ledger: Arc<Ledger>,
         local_network: bool,
         verifier: Scheme,
         pool_capacity: usize,
-        max_faulty: usize,
+        membership: Membership,
     ) -> Self {
         let chain_id = ledger.params().chain_id;
         Shared {
@@ -295,8 +300,10 @@ impl Shared {
             waiters: Waiters::default(),
             metrics: ValidatorMetrics::default(),
             halted: Mutex::new(None),
-            divergence: crate::divergence::Divergence::new(max_faulty),
+            divergence: crate::divergence::Divergence::new(membership.max_faulty()),
             proposals: Mutex::new(std::collections::VecDeque::new()),
+            membership,
+            liveness: Liveness::default(),
         }
     }
 

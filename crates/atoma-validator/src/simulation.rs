@@ -32,6 +32,7 @@ use crate::gossip::{Gossip, GossipMessage};
 use crate::orderer::ValidatorOrderer;
 use crate::pool::DEFAULT_POOL_CAPACITY;
 use crate::shared::Shared;
+use crate::status::Membership;
 
 /// A simulated validator's p2p sender.
 pub type SimSender = simulated::Sender<PublicKey, deterministic::Context>;
@@ -213,7 +214,8 @@ impl SimNetwork {
         let faucet = self.keys.faucet.clone();
         let path = self.dir.join(format!("v{i}")).join("chain.redb");
         let (slot, config) = (Arc::clone(&self.started[i]), self.config.clone());
-        let max_faulty = self.set.max_faulty();
+        let membership =
+            Membership { participants: self.set.participants.iter().cloned().collect(), index: i };
         let task = context.child("validator").with_attribute("index", i).spawn(move |context| async move {
             std::fs::create_dir_all(path.parent().expect("a parent")).expect("a directory");
             let options =
@@ -228,12 +230,9 @@ impl SimNetwork {
             let mut next = || registered.next().expect("six channels");
             let (votes, certificates, resolver, backfill, blocks) = (next(), next(), next(), next(), next());
             let (mempool_sender, mempool) = next();
-            let shared = Arc::new(Shared::new(ledger, true, verifier, DEFAULT_POOL_CAPACITY, max_faulty));
+            let shared = Arc::new(Shared::new(ledger, true, verifier, DEFAULT_POOL_CAPACITY, membership));
             let gossip = Gossip::new(mempool_sender);
-            context.child("gossip_flush").spawn({
-                let gossip = gossip.clone();
-                move |clock| crate::gossip::flush_every(clock, gossip)
-            });
+            crate::gossip::start_tasks(&context, &gossip, &shared);
             let orderer = Arc::new(ValidatorOrderer::new(
                 Arc::clone(&shared),
                 gossip.clone(),

@@ -13,8 +13,9 @@ mod types;
 
 pub use crate::wire::u64_of;
 pub use types::{
-    BalanceView, BlockView, ChainInfoView, DryRunResult, EventPage, ExecutionStatus, HealthView, NonceView,
-    TaskPage, TransactionData, TransactionResult, filter_from_json, filter_to_json, small_id_of,
+    BalanceView, BlockView, ChainInfoView, ConsensusView, DryRunResult, EventPage, ExecutionStatus,
+    HealthView, NonceView, PeerView, TaskPage, TransactionData, TransactionResult, filter_from_json,
+    filter_to_json, small_id_of,
 };
 
 /// The subscribe method, which is also the notifications' `method`: `[filter]`, answers a

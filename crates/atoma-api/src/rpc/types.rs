@@ -190,6 +190,48 @@ pub struct ChainInfoView {
     #[serde(with = "text")]
     /// The id of the db object.
     pub db_id: ObjectId,
+    /// The validator set, when the node answering is one of a set's validators; absent on a
+    /// single validator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consensus: Option<ConsensusView>,
+}
+
+/// A validator set as the validator answering sees it (`atoma_getChainInfo`'s `consensus`).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsensusView {
+    /// The consensus engine: `"simplex"`.
+    pub engine: String,
+    /// Validators in the set.
+    pub validators: u64,
+    /// How many of them may be faulty: the largest `f` with `validators ≥ 3f + 1`.
+    pub max_faulty: u64,
+    /// The answering validator's index in the set.
+    pub index: u64,
+    /// The newest view with a certificate it saw.
+    #[serde(with = "u64_str")]
+    pub view: u64,
+    /// The newest finalized height it knows of (its executed height is `height`).
+    #[serde(with = "u64_str")]
+    pub finalized_height: u64,
+    /// The leader of the newest view it proposed or verified in, by index.
+    pub leader: Option<u64>,
+    /// The peers it heard from within the last few seconds, each with the height it executed.
+    pub peers: Vec<PeerView>,
+    /// The newest executed block's time from its proposal to its execution here.
+    #[serde(with = "u64_str")]
+    pub finalization_latency_ms: u64,
+}
+
+/// A live peer in [`ConsensusView`].
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerView {
+    /// Its index in the set.
+    pub index: u64,
+    /// The newest height it executed.
+    #[serde(with = "u64_str")]
+    pub height: u64,
 }
 
 /// A block header: `atoma_getBlock`, `atoma_getLatestBlock`, `atoma_advanceEpoch`,

@@ -1,7 +1,7 @@
 //! Accounts and the chain: faucet, balance, transfer, badges, status, audit, transactions, and
 //! moving time on a local network.
 
-use atoma_api::rpc::BlockView;
+use atoma_api::rpc::{BlockView, ConsensusView};
 use atoma_contract::{Call, ObjectId};
 use atoma_types::Digest;
 use serde_json::json;
@@ -116,10 +116,15 @@ async fn status(ctx: &mut Ctx) -> CliResult<Report> {
         }
         _ => "none (no account in the keystore; see `atoma keys list`)".into(),
     };
-    let text = fields(&[
+    let mut rows = vec![
         ("rpc", url),
         ("chain id", info.chain_id.to_string()),
         ("network", if info.local_network { "local".into() } else { "not local".into() }),
+    ];
+    if let Some(set) = &info.consensus {
+        rows.extend(validator_set(set, info.height));
+    }
+    rows.extend([
         ("height", info.height.to_string()),
         ("epoch", format!("{} (epochs last {} ms)", info.epoch, info.epoch_duration_ms)),
         ("nodes", db.next_node_small_id.saturating_sub(1).to_string()),
@@ -131,7 +136,33 @@ async fn status(ctx: &mut Ctx) -> CliResult<Report> {
         ("key rotation", db.key_rotation_counter.to_string()),
         ("signer", signer_text),
     ]);
-    Ok(Report::new(json, text))
+    Ok(Report::new(json, fields(&rows)))
+}
+
+/// `atoma status`'s rows for a validator set.
+fn validator_set(set: &ConsensusView, height: u64) -> [(&'static str, String); 3] {
+    let leader = set.leader.map_or("not seen yet".into(), |l| format!("validator {l}"));
+    let others = set.validators.saturating_sub(1);
+    let peers = set.peers.iter().map(|p| format!("{} at height {}", p.index, p.height)).collect::<Vec<_>>();
+    let peers = if peers.is_empty() { String::new() } else { format!(": {}", peers.join(", ")) };
+    [
+        (
+            "validators",
+            format!(
+                "{} ({}, tolerates {} faulty); this is validator {}",
+                set.validators, set.engine, set.max_faulty, set.index
+            ),
+        ),
+        (
+            "consensus",
+            format!(
+                "view {}, finalized height {} (executed here: {height}), leader {leader}, \
+                 {} ms from proposal to execution",
+                set.view, set.finalized_height, set.finalization_latency_ms
+            ),
+        ),
+        ("peers alive", format!("{} of {others}{peers}", set.peers.len())),
+    ]
 }
 
 async fn transaction(ctx: &mut Ctx, digest: &str) -> CliResult<Report> {
