@@ -72,14 +72,14 @@ impl VerifiedBlock {
         Self::new(header, transactions)
     }
 
-    /// Wraps transactions that are already verified, checking that the header names them.
+    /// Wraps transactions that are already verified, checking that the header names them. A
+    /// [`VerifiedTransaction`] exists only once its signature and chain id were checked, so an
+    /// orderer that verified its transactions when it admitted them (a validator's pool) hands
+    /// them over without a second check.
     ///
     /// # Errors
     /// `EInvalidBlock` when the header's digests are not the transactions'.
-    pub(crate) fn new(
-        header: BlockHeader,
-        transactions: Vec<VerifiedTransaction>,
-    ) -> Result<Self, LedgerError> {
+    pub fn new(header: BlockHeader, transactions: Vec<VerifiedTransaction>) -> Result<Self, LedgerError> {
         if transactions.len() != header.tx_digests.len() {
             return Err(invalid("the header and the body list different numbers of transactions"));
         }

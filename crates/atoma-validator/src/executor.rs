@@ -6,7 +6,7 @@
 //! them in order. For each it needs the seed of the view right after the block's
 //! (docs/VALIDATORS.md §3): from the seed book when this validator saw that view certified, or
 //! else from the next finalized blocks, which carry it. It then derives the ledger block
-//! ([`ledger_block`]), applies it (`Ledger::apply_block`: one redb commit), answers the block's
+//! ([`ledger_block`]), applies it (`Ledger::apply_verified`, the pool's verified transactions reused: one redb commit), answers the block's
 //! submitters and controls, clears the pool, and only then acknowledges. A block at or below the
 //! executed tip — marshal redelivers after a restart — is acknowledged at once.
 //!
@@ -21,7 +21,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use atoma_contract::hash::blake2b256;
 use atoma_ledger::state::epoch_due;
-use atoma_ledger::{ApplyOutcome, ChainError};
+use atoma_ledger::{ApplyOutcome, ChainError, VerifiedBlock};
 use atoma_types::{Block, BlockHeader, LedgerError, SignedTransaction};
 use commonware_actor::Feedback;
 use commonware_codec::Encode;
@@ -186,7 +186,10 @@ fn step<E: Clock>(clock: &E, shared: &Shared, queue: &VecDeque<Delivery>, on_sna
     let Some(ledger_block) = ledger_block(shared, block, &seed) else {
         return Step::Halt(Halt::Refused { height, cause: "a transaction does not decode".into() });
     };
-    match shared.ledger.apply_block(&ledger_block) {
+    let Some(verified) = verified_block(shared, ledger_block) else {
+        return Step::Halt(Halt::Refused { height, cause: "a transaction fails verification".into() });
+    };
+    match shared.ledger.apply_verified(&verified) {
         Ok(ApplyOutcome::Applied(effects)) => {
             executed(shared, block, &effects.header, &effects.outcomes, now_ms(clock));
             if let Some(digest) = effects.state_digest {
@@ -257,6 +260,16 @@ pub fn ledger_block(shared: &Shared, block: &ConsensusBlock, seed: &Seed<V>) -> 
         tx_digests: transactions.iter().map(SignedTransaction::digest).collect(),
     };
     Some(Block { header, transactions })
+}
+
+/// Verifies `block`'s transactions, those the pool holds without checking their signatures
+/// again ([`Shared::verify_transactions`]); `None` if one fails (impossible for a finalized block
+/// while at most `f` validators are faulty: a quorum verified it).
+fn verified_block(shared: &Shared, block: Block) -> Option<VerifiedBlock> {
+    let Block { header, transactions } = block;
+    let verified =
+        shared.verify_transactions(transactions).into_iter().collect::<Result<Vec<_>, _>>().ok()?;
+    VerifiedBlock::new(header, verified).ok()
 }
 
 fn now_ms<E: Clock>(clock: &E) -> u64 {

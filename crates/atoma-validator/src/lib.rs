@@ -4,7 +4,7 @@
 //! randomness comes from the engine's threshold BLS VRF, taken from a view later than the
 //! block's own so that no validator, and no coalition below the threshold, can steer it.
 //! Finalized blocks flow from marshal to the [`executor`], which derives the ledger block and
-//! applies it with `atoma_ledger::Ledger::apply_block` before acknowledging it. Clients submit to
+//! applies it with `atoma_ledger::Ledger::apply_verified` before acknowledging it. Clients submit to
 //! any validator's RPC through its [`orderer::ValidatorOrderer`]; transactions are gossiped so the
 //! next leaders include them.
 //!

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use atoma_contract::Address;
-use atoma_types::{Digest, LedgerError, VerifiedTransaction};
+use atoma_types::{Digest, LedgerError, SignedTransaction, VerifiedTransaction};
 
 /// How far ahead of its sender's executed nonce a transaction may be and still be admitted: a
 /// client may pipeline this many.
@@ -91,6 +91,14 @@ impl TxPool {
     /// Whether the pool holds this transaction.
     pub fn contains(&self, digest: &Digest) -> bool {
         self.by_digest.contains_key(digest)
+    }
+
+    /// The pooled transaction with these exact bytes and signature, if the pool holds it (the
+    /// digest covers both; the bytes are compared too, so that not even a hash collision could
+    /// pass an unverified signature).
+    pub fn get(&self, signed: &SignedTransaction) -> Option<&VerifiedTransaction> {
+        let entry = self.by_digest.get(&signed.digest())?;
+        (entry.tx.signed() == signed).then_some(&entry.tx)
     }
 
     /// Admits a verified transaction, given its sender's executed next nonce.
@@ -236,6 +244,22 @@ mod tests {
         key.sign_call(CHAIN, nonce, Call::TransferToma { recipient: Address([9; 32]), amount: 1 })
             .verify(&CHAIN)
             .unwrap()
+    }
+
+    #[test]
+    fn only_the_exact_signed_transaction_is_taken_as_verified() {
+        let mut pool = TxPool::new(4);
+        let k = Keypair::test_account(0);
+        let admitted = tx(&k, 0);
+        pool.admit(admitted.clone(), 0).unwrap();
+        assert_eq!(pool.get(admitted.signed()), Some(&admitted));
+        // The same transaction with a signature byte flipped is another one, never taken as
+        // verified.
+        let mut forged = admitted.signed().clone();
+        forged.signature[10] ^= 1;
+        assert_eq!(pool.get(&forged), None);
+        forged.signature[10] ^= 1;
+        assert_eq!(pool.get(&forged), Some(&admitted));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use atoma_ledger::Ledger;
-use atoma_types::{BlockHeader, Digest, LedgerError, TxOutcome, VerifiedTransaction};
+use atoma_types::{BlockHeader, Digest, LedgerError, SignedTransaction, TxOutcome, VerifiedTransaction};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -65,6 +65,11 @@ impl Controls {
             .fold(0u64, u64::saturating_add);
         let epoch = chosen.iter().any(|(_, kind)| *kind == ControlKind::AdvanceEpoch);
         (chosen.into_iter().map(|(id, _)| id).collect(), advance_ms, epoch)
+    }
+
+    /// Whether no control waits.
+    pub fn is_empty(&self) -> bool {
+        lock(&self.pending).is_empty()
     }
 
     /// Forgets controls an executed block served.
@@ -339,6 +344,30 @@ impl Shared {
     /// The pool, locked.
     pub fn pool(&self) -> MutexGuard<'_, TxPool> {
         lock(&self.pool)
+    }
+
+    /// Verifies transactions as [`atoma_types::batch::verify_transactions`] does, in order,
+    /// except that one the pool holds with the same bytes and signature is taken from the pool:
+    /// this validator verified it when it was admitted. So a transaction is verified once per
+    /// validator, not again in the block that holds it and again when that block executes.
+    pub fn verify_transactions(
+        &self,
+        signed: Vec<SignedTransaction>,
+    ) -> Vec<Result<VerifiedTransaction, LedgerError>> {
+        let known: Vec<Option<VerifiedTransaction>> = {
+            let pool = self.pool();
+            signed.iter().map(|tx| pool.get(tx).cloned()).collect()
+        };
+        let unknown: Vec<SignedTransaction> =
+            signed.iter().zip(&known).filter(|(_, k)| k.is_none()).map(|(tx, _)| tx.clone()).collect();
+        let mut verified = atoma_types::batch::verify_transactions(unknown, &self.chain_id).into_iter();
+        known
+            .into_iter()
+            .map(|k| match k {
+                Some(tx) => Ok(tx),
+                None => verified.next().unwrap_or(Err(LedgerError::EBadSignature("not verified"))),
+            })
+            .collect()
     }
 
     /// The transactions for a block on a chain whose unexecuted ancestors hold `pending`.
