@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::backend::BackendArgs;
 use crate::format::{parse_hex, parse_toma};
 use crate::names::{parse_device, parse_modality, parse_optimizations, parse_role, parse_security};
 use crate::start::{StartArgs, default_rpc_url};
@@ -81,6 +82,13 @@ pub enum Command {
     Testnet(TestnetArgs),
     /// Run one validator of a set in the foreground, from its directory
     Validator(ValidatorArgs),
+    /// Serve a deterministic OpenAI-compatible inference backend (for agents in tests and demos)
+    ///
+    /// The same request always gets the same answer: words drawn by a hash of the model, the
+    /// input and --variant, as many as max_tokens asks; usage counts one token per word. Routes:
+    /// /v1/models, /v1/chat/completions (stream or not), /v1/completions, /v1/embeddings. See
+    /// docs/AGENT.md.
+    Backend(BackendArgs),
     /// Manage the keystore ($ATOMA_HOME/keystore.json)
     #[command(subcommand)]
     Keys(KeysCmd),

@@ -82,7 +82,7 @@ impl CliErrorKind {
             CliErrorKind::ENoManagerBadge => "the admin signer owns no manager badge",
             CliErrorKind::EFile => "a file named on the command line is unreadable or malformed",
             CliErrorKind::ERpc => "the node answered with an error that has no Atoma name",
-            CliErrorKind::EAddressInUse => "`atoma start` cannot listen on `--rpc-addr`",
+            CliErrorKind::EAddressInUse => "`atoma start` or `atoma backend` cannot listen on its address",
             CliErrorKind::EDemo => "the walkthrough found the chain in an unexpected state",
             CliErrorKind::EValidator => "a validator or testnet could not be created or started",
         }

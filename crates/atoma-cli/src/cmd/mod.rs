@@ -24,6 +24,7 @@ pub async fn run(cli: Cli, out: Output) -> CliResult<()> {
         Command::Start(args) => return crate::start::run(args, &out).await,
         Command::Testnet(args) => return crate::testnet::run_testnet(args, &out).await,
         Command::Validator(args) => return crate::testnet::run_validator(args, &out).await,
+        Command::Backend(args) => return crate::backend::run(args, &out).await,
         Command::Events(args) => return events::run(&mut ctx, args).await,
         Command::Demo(args) => return crate::demo::run(&mut ctx, args).await,
         Command::Bench(args) => bench::run(&ctx, args).await?,

@@ -1,0 +1,9 @@
+//! The Atoma node agent (docs/AGENT.md): serves the stacks sampled to its nodes through an
+//! OpenAI-compatible API in front of an inference backend, and settles, attests, disputes and
+//! claims on their behalf.
+//!
+//! Built so far: [`backend`], the deterministic OpenAI-compatible server that tests and demos
+//! put behind agents (`atoma backend`). The agent itself lands in the next slices; docs/AGENT.md
+//! §9 keeps the list.
+
+pub mod backend;
