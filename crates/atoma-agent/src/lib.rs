@@ -3,7 +3,9 @@
 //! claims on their behalf.
 //!
 //! Built so far: [`backend`], the deterministic OpenAI-compatible server that tests and demos
-//! put behind agents (`atoma backend`). The agent itself lands in the next slices; docs/AGENT.md
-//! §9 keeps the list.
+//! put behind agents (`atoma backend`), and [`token`], the stack tokens a stack's owner hands an
+//! OpenAI client as its API key (`atoma stack token`). The agent itself lands in the next
+//! slices; docs/AGENT.md §9 keeps the list.
 
 pub mod backend;
+pub mod token;

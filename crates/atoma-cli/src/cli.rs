@@ -531,6 +531,18 @@ pub enum StackCmd {
         /// The stack's small id
         stack: u64,
     },
+    /// Print a stack token: the API key an OpenAI client uses for this stack (owner)
+    ///
+    /// The token is signed by the stack's owner (the signer) for this stack and chain only, and
+    /// expires after --valid-hours. Give it to any OpenAI SDK as its api_key, with the selected
+    /// node's agent as base_url. See docs/AGENT.md §3.
+    Token {
+        /// The stack's small id
+        stack: u64,
+        /// Hours the token stays good for
+        #[arg(long, value_name = "HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8_760))]
+        valid_hours: u64,
+    },
     /// Contest the units a node claimed (owner; while the dispute window is open)
     Contest {
         /// The stack's small id

@@ -4,6 +4,8 @@
 
 mod common;
 
+use atoma_agent::token::StackToken;
+use atoma_types::{Digest, Keypair};
 use common::{Network, operator_of};
 use serde_json::Value;
 
@@ -96,6 +98,23 @@ fn sampling_consensus_settles_with_an_attester(net: &Network, ops: &[(&str, &str
     let stack = bought["created"]["stack"].as_str().expect("stack").to_string();
     let selected = bought["created"]["selectedNode"].as_str().expect("node").to_string();
     let other = ops.iter().map(|(n, _)| *n).find(|n| *n != selected).expect("two nodes");
+
+    // The owner's API key for the stack: signed by the owner, for this stack and chain only.
+    let issued = net.json(&["stack", "token", &stack, "--valid-hours", "2"]);
+    let chain: Digest =
+        net.json(&["status"])["chain"]["chainId"].as_str().expect("chain id").parse().expect("a digest");
+    let now_ms = u64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_millis(),
+    )
+    .expect("ms");
+    let token =
+        StackToken::parse(issued["token"].as_str().expect("token"), &chain.0, now_ms).expect("a valid token");
+    assert_eq!(token.stack.to_string(), stack);
+    assert_eq!(token.owner, Keypair::test_account(0).address());
+    assert!(token.not_after_ms > now_ms + 3_500_000 && token.not_after_ms <= now_ms + 7_300_000);
+    assert_eq!(issued["selectedNode"].to_string(), selected);
+    let refused = net.fails(&["--as", "account-1", "stack", "token", &stack]);
+    assert_eq!(refused["name"], "EInvalidArgument", "{refused}");
 
     let settled = net.json(&[
         "--as",

@@ -291,6 +291,42 @@ impl Keypair {
     pub fn sign_message(&self, message: &[u8]) -> [u8; 64] {
         self.key.sign(message).to_bytes()
     }
+
+    /// A serialized signature, in the 97-byte form transactions carry, over something that is
+    /// not a transaction: the key signs [`domain_message`]`(domain, message)`, which can never be
+    /// a transaction's signing message, so such a signature can never authorize a transaction
+    /// (nor one domain's message pass for another's). [`verify_in_domain`] checks it.
+    pub fn sign_in_domain(&self, domain: &[u8], message: &[u8]) -> Vec<u8> {
+        let signature = self.key.sign(&domain_message(domain, message));
+        let mut serialized = Vec::with_capacity(SIGNATURE_LENGTH);
+        serialized.push(ED25519_FLAG);
+        serialized.extend_from_slice(&signature.to_bytes());
+        serialized.extend_from_slice(&self.public_key());
+        serialized
+    }
+}
+
+/// What [`Keypair::sign_in_domain`] signs: `blake2b-256("atoma-domain" ‖ u32_le(len(domain)) ‖
+/// domain ‖ message)`. A transaction's message starts from `"atoma-tx"`, which differs from
+/// `"atoma-domain"` in its seventh byte; the length prefix keeps domains apart from each other.
+pub fn domain_message(domain: &[u8], message: &[u8]) -> [u8; 32] {
+    let length = u32::try_from(domain.len()).unwrap_or(u32::MAX).to_le_bytes();
+    blake2b256(&[b"atoma-domain", &length, domain, message])
+}
+
+/// Checks a signature made by [`Keypair::sign_in_domain`]: `signer`'s key signed `message` in
+/// `domain`, under the chain's rule for signatures ([`crate::signature`]).
+///
+/// # Errors
+/// `EBadSignature` naming what is wrong.
+pub fn verify_in_domain(
+    signature: &[u8],
+    domain: &[u8],
+    message: &[u8],
+    signer: &Address,
+) -> Result<(), LedgerError> {
+    let check = SignatureCheck::parse(signature, domain_message(domain, message), signer)?;
+    if check.holds() { Ok(()) } else { Err(signature_fails()) }
 }
 
 impl core::fmt::Debug for Keypair {
@@ -312,6 +348,35 @@ mod tests {
 
     fn signed(key: &Keypair, nonce: u64) -> SignedTransaction {
         key.sign_call(CHAIN, nonce, call())
+    }
+
+    #[test]
+    fn domain_signatures_verify_in_their_domain_only() {
+        let key = Keypair::test_account(0);
+        let signature = key.sign_in_domain(b"atoma-stack-token", b"stack 7");
+        assert_eq!(signature.len(), SIGNATURE_LENGTH);
+        assert_eq!(verify_in_domain(&signature, b"atoma-stack-token", b"stack 7", &key.address()), Ok(()));
+        let name = |r: Result<(), LedgerError>| r.map_err(|e| e.name());
+        assert_eq!(
+            name(verify_in_domain(&signature, b"atoma-stack-token", b"stack 8", &key.address())),
+            Err("EBadSignature")
+        );
+        assert_eq!(
+            name(verify_in_domain(&signature, b"another", b"stack 7", &key.address())),
+            Err("EBadSignature")
+        );
+        let other = Keypair::test_account(1).address();
+        assert_eq!(
+            name(verify_in_domain(&signature, b"atoma-stack-token", b"stack 7", &other)),
+            Err("EBadSignature")
+        );
+        assert_eq!(
+            name(verify_in_domain(&signature[1..], b"atoma-stack-token", b"stack 7", &key.address())),
+            Err("EBadSignature")
+        );
+        // Never a transaction's message, whatever the domain.
+        let tx = signed(&key, 0);
+        assert_ne!(domain_message(b"", &tx.tx_bytes), Transaction::signing_message(&tx.tx_bytes));
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! §5.4.
 
 use std::collections::BTreeSet;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use atoma_api::ModelView;
+use atoma_agent::token::StackToken;
+use atoma_api::{ModelView, StackLookup};
 use atoma_contract::{Call, ContractError, StackSmallId, TaskSmallId};
 use atoma_types::EventFilter;
 use atoma_types::events::MAX_PAGE_LIMIT;
@@ -11,7 +13,7 @@ use serde_json::json;
 
 use crate::cli::{ModelCmd, StackCmd, TaskCmd};
 use crate::context::Ctx;
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 use crate::format::Table;
 use crate::names::{modality_name, role_name, security_name};
 use crate::output::Report;
@@ -73,6 +75,37 @@ async fn list_tasks(ctx: &mut Ctx, cursor: Option<u64>, limit: usize) -> CliResu
     Ok(Report::new(render::to_json(&page), text))
 }
 
+/// `atoma stack token`: a stack token signed by the signer, who must own the stack.
+async fn stack_token(ctx: &mut Ctx, stack: u64, valid_hours: u64) -> CliResult<Report> {
+    let signer = ctx.signer()?;
+    let rpc = ctx.rpc()?;
+    let view = match rpc.check(rpc.client().get_stack(StackSmallId(stack)).await)? {
+        StackLookup::Open(view) => view,
+        StackLookup::Closed(_) => return Err(CliError::invalid(format!("stack {stack} is closed"))),
+    };
+    let owner = signer.key.address();
+    if view.owner != Some(owner) {
+        let holder = view.owner.map_or_else(|| "nobody".to_string(), |o| ctx.label(&o));
+        return Err(CliError::invalid(format!(
+            "stack {stack} belongs to {holder}, not to the signer {} (choose the owner with --as)",
+            signer.alias
+        )));
+    }
+    let chain_id = rpc.check(rpc.client().get_chain_info().await)?.chain_id.0;
+    let now_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis())
+        .unwrap_or(u64::MAX);
+    let not_after_ms = now_ms.saturating_add(valid_hours.saturating_mul(3_600_000));
+    let token = StackToken { chain_id, stack, owner, not_after_ms }.sign(&signer.key);
+    let json = json!({"token": token, "stack": stack, "owner": owner.to_string(),
+                      "notAfterMs": not_after_ms.to_string(), "selectedNode": view.selected_node.0});
+    let text = format!(
+        "{token}\n\nThe API key for stack {stack} (node {}), signed by {}, good for {valid_hours} h. Use it as\n\
+         OpenAI(base_url=\"<the node's agent>/v1\", api_key=\"<this token>\")",
+        view.selected_node.0, signer.alias
+    );
+    Ok(Report::new(json, text))
+}
+
 /// Runs a `stack` subcommand.
 ///
 /// # Errors
@@ -83,6 +116,7 @@ pub async fn stack(ctx: &mut Ctx, cmd: StackCmd) -> CliResult<Report> {
             let rpc = ctx.rpc()?;
             return Ok(render::stack(&rpc.check(rpc.client().get_stack(StackSmallId(stack)).await)?));
         }
+        StackCmd::Token { stack, valid_hours } => return stack_token(ctx, stack, valid_hours).await,
         StackCmd::Ticket { stack } => {
             let rpc = ctx.rpc()?;
             return Ok(render::ticket(
