@@ -3,9 +3,12 @@
 //! claims on their behalf.
 //!
 //! Built so far: [`backend`], the deterministic OpenAI-compatible server that tests and demos
-//! put behind agents (`atoma backend`), and [`token`], the stack tokens a stack's owner hands an
-//! OpenAI client as its API key (`atoma stack token`). The agent itself lands in the next
-//! slices; docs/AGENT.md §9 keeps the list.
+//! put behind agents (`atoma backend`); [`token`], the stack tokens a stack's owner hands an
+//! OpenAI client as its API key (`atoma stack token`); [`store`], the agent's durable state; and
+//! [`follow`], which acts on every chain event once from a durable cursor. The rest of the agent
+//! lands in the next slices; docs/AGENT.md §9 keeps the list.
 
 pub mod backend;
+pub mod follow;
+pub mod store;
 pub mod token;
