@@ -314,19 +314,42 @@ fn prompt_input(body: &serde_json::Map<String, Value>) -> Result<String, ApiErro
     }
 }
 
+/// A completion's answer, before it is shaped as a chat or a text completion.
+struct Generated {
+    model: String,
+    words: Vec<&'static str>,
+    usage: Value,
+    id: String,
+    stream: bool,
+    include_usage: bool,
+}
+
+/// Checks a completion request (its input read by `input_of`), waits the configured delay, and
+/// generates the answer.
+async fn generated(
+    config: &BackendConfig,
+    request: Result<axum::Json<Value>, JsonRejection>,
+    input_of: fn(&serde_json::Map<String, Value>) -> Result<String, ApiError>,
+    id_prefix: &str,
+) -> Result<Generated, ApiError> {
+    let body = body(request)?;
+    let model = model(config, &body)?;
+    let input = input_of(&body)?;
+    let max = max_tokens(&body)?;
+    let (stream, include_usage) = stream(&body)?;
+    tokio::time::sleep(config.delay).await;
+    let words = generate(config, &model, &input, max);
+    let usage = usage(count_tokens(&input), words.len() as u64);
+    let id = id(id_prefix, &model, &input, config.variant);
+    Ok(Generated { model, words, usage, id, stream, include_usage })
+}
+
 async fn chat(
     State(config): Shared,
     request: Result<axum::Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body(request)?;
-    let model = model(&config, &body)?;
-    let input = chat_input(&body)?;
-    let max = max_tokens(&body)?;
-    let (stream, include_usage) = stream(&body)?;
-    tokio::time::sleep(config.delay).await;
-    let words = generate(&config, &model, &input, max);
-    let usage = usage(count_tokens(&input), words.len() as u64);
-    let id = id("chatcmpl", &model, &input, config.variant);
+    let Generated { model, words, usage, id, stream, include_usage } =
+        generated(&config, request, chat_input, "chatcmpl").await?;
     if !stream {
         let text = words.join(" ");
         return Ok(axum::Json(json!({
@@ -357,15 +380,8 @@ async fn completions(
     State(config): Shared,
     request: Result<axum::Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body(request)?;
-    let model = model(&config, &body)?;
-    let input = prompt_input(&body)?;
-    let max = max_tokens(&body)?;
-    let (stream, include_usage) = stream(&body)?;
-    tokio::time::sleep(config.delay).await;
-    let words = generate(&config, &model, &input, max);
-    let usage = usage(count_tokens(&input), words.len() as u64);
-    let id = id("cmpl", &model, &input, config.variant);
+    let Generated { model, words, usage, id, stream, include_usage } =
+        generated(&config, request, prompt_input, "cmpl").await?;
     let choice = |text: String, finish: Value| json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish});
     if !stream {
         return Ok(axum::Json(json!({

@@ -11,7 +11,7 @@ use atoma_agent::store::AgentStore;
 use atoma_api::EventId;
 use atoma_client::Client;
 use atoma_contract::{Call, TOMA};
-use atoma_ledger::{Chain, ChainConfig, ChainHandle};
+use atoma_ledger::{Chain, ChainConfig, ChainHandle, ChainTask};
 use atoma_rpc::{RpcConfig, RpcServerHandle, serve};
 use atoma_types::{EventFilter, Keypair};
 use redb::{ReadableTableMetadata as _, TableDefinition};
@@ -100,14 +100,28 @@ async fn serve_on(chain: &ChainHandle, address: SocketAddr) -> RpcServerHandle {
     }
 }
 
+/// A fresh local network with `accounts` test accounts, served on a free loopback port.
+async fn start_chain(dir: &std::path::Path, accounts: u64) -> (ChainHandle, ChainTask, RpcServerHandle) {
+    let mut config = ChainConfig::local(dir.join("chain"));
+    config.fresh = true;
+    config.genesis.accounts = accounts;
+    let (chain, task) = Chain::open(config).expect("a chain");
+    let server = serve_on(&chain, SocketAddr::from(([127, 0, 0, 1], 0))).await;
+    (chain, task, server)
+}
+
+async fn stop_chain(chain: ChainHandle, task: ChainTask, server: RpcServerHandle) {
+    server.stop();
+    server.stopped().await;
+    chain.shutdown();
+    drop(chain);
+    tokio::task::spawn_blocking(move || task.join()).await.expect("joins").expect("the chain stopped");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_follower_acts_on_every_event_once_across_restarts_and_outages() {
     let dir = tempfile::tempdir().expect("a dir");
-    let mut config = ChainConfig::local(dir.path().join("chain"));
-    config.fresh = true;
-    config.genesis.accounts = 8;
-    let (chain, task) = Chain::open(config).expect("a chain");
-    let server = serve_on(&chain, SocketAddr::from(([127, 0, 0, 1], 0))).await;
+    let (chain, task, server) = start_chain(dir.path(), 8).await;
     let url = server.url();
     let address: SocketAddr = url.trim_start_matches("http://").parse().expect("an address");
     let client = Client::new(&url).expect("a client");
@@ -158,21 +172,13 @@ async fn the_follower_acts_on_every_event_once_across_restarts_and_outages() {
 
     stop.send(()).expect("the follower runs");
     follower.await.expect("joins").expect("stopped cleanly");
-    server.stop();
-    server.stopped().await;
-    chain.shutdown();
-    drop(chain);
-    tokio::task::spawn_blocking(move || task.join()).await.expect("joins").expect("the chain stopped");
+    stop_chain(chain, task, server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_handler_stops_the_follower_and_writes_nothing() {
     let dir = tempfile::tempdir().expect("a dir");
-    let mut config = ChainConfig::local(dir.path().join("chain"));
-    config.fresh = true;
-    config.genesis.accounts = 2;
-    let (chain, task) = Chain::open(config).expect("a chain");
-    let server = serve_on(&chain, SocketAddr::from(([127, 0, 0, 1], 0))).await;
+    let (chain, task, server) = start_chain(dir.path(), 2).await;
     let client = Client::new(&server.url()).expect("a client");
     let chain_id = client.get_chain_info().await.expect("chain info").chain_id.0;
     register(&client, chain_id, 0).await;
@@ -185,9 +191,5 @@ async fn a_failing_handler_stops_the_follower_and_writes_nothing() {
         "{result:?}"
     );
     assert_eq!(store.cursor().expect("reads"), None, "the cursor did not move");
-    server.stop();
-    server.stopped().await;
-    chain.shutdown();
-    drop(chain);
-    tokio::task::spawn_blocking(move || task.join()).await.expect("joins").expect("the chain stopped");
+    stop_chain(chain, task, server).await;
 }

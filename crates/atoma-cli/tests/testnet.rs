@@ -254,13 +254,7 @@ fn a_validator_set_survives_kills_catches_up_and_agrees() {
 
 #[test]
 fn the_walkthrough_script_runs_on_a_testnet() {
-    let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
-    if !have("bash") || !have("jq") {
-        assert!(
-            std::env::var_os("ATOMA_REQUIRE_WALKTHROUGH").is_none(),
-            "examples/walkthrough.sh needs bash and jq"
-        );
-        eprintln!("skipped: examples/walkthrough.sh needs bash and jq");
+    if !common::walkthrough_can_run() {
         return;
     }
     let home = tempfile::tempdir().expect("a temp dir");

@@ -53,14 +53,7 @@ fn the_demo_ends_with_a_refund_and_events_and_runs_twice() {
 
 #[test]
 fn the_walkthrough_script_runs_twice() {
-    let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
-    if !have("bash") || !have("jq") {
-        // CI installs jq (.ci/run) and sets ATOMA_REQUIRE_WALKTHROUGH, so it never skips there.
-        assert!(
-            std::env::var_os("ATOMA_REQUIRE_WALKTHROUGH").is_none(),
-            "examples/walkthrough.sh needs bash and jq"
-        );
-        eprintln!("skipped: examples/walkthrough.sh needs bash and jq");
+    if !common::walkthrough_can_run() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");

@@ -187,3 +187,19 @@ impl Drop for Network {
 pub fn operator_of<'a>(node: &str, operators: &[(&str, &'a str)]) -> &'a str {
     operators.iter().find(|(n, _)| *n == node).map(|(_, a)| *a).expect("the selected node is one of ours")
 }
+
+/// Whether `examples/walkthrough.sh` can run here (it needs bash and jq). Where CI requires it
+/// (`ATOMA_REQUIRE_WALKTHROUGH`, set by .ci/run, which installs jq) a missing tool fails the
+/// test; elsewhere the test says loudly that it skipped and what to install.
+pub fn walkthrough_can_run() -> bool {
+    let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if have("bash") && have("jq") {
+        return true;
+    }
+    assert!(
+        std::env::var_os("ATOMA_REQUIRE_WALKTHROUGH").is_none(),
+        "examples/walkthrough.sh needs bash and jq"
+    );
+    eprintln!("skipped: examples/walkthrough.sh needs bash and jq (apt-get install jq)");
+    false
+}
