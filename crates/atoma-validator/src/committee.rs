@@ -116,6 +116,11 @@ impl core::fmt::Debug for ValidatorSecrets {
     }
 }
 
+/// How many of `n` validators may fail: the largest `f` with `n ≥ 3f + 1`.
+pub fn max_faulty(n: usize) -> usize {
+    n.saturating_sub(1) / 3
+}
+
 impl ValidatorSet {
     /// How many validators.
     pub fn len(&self) -> usize {
@@ -129,7 +134,7 @@ impl ValidatorSet {
 
     /// How many may fail: the largest `f` with `n ≥ 3f + 1`.
     pub fn max_faulty(&self) -> usize {
-        self.len().saturating_sub(1) / 3
+        max_faulty(self.len())
     }
 
     /// The namespace every signature of this chain's consensus is made in: the chain id keeps

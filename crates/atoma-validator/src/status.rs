@@ -37,7 +37,7 @@ impl Membership {
 
     /// How many may fail: the largest `f` with `n ≥ 3f + 1`.
     pub fn max_faulty(&self) -> usize {
-        self.participants.len().saturating_sub(1) / 3
+        crate::committee::max_faulty(self.participants.len())
     }
 
     /// The index of `key` in the set.
