@@ -61,7 +61,7 @@ struct Gen<'a> {
 
 impl Gen<'_> {
     fn call(&self, u: &mut Unstructured<'_>) -> Result<(Address, Call)> {
-        let variant = u.int_in_range(0u8..=27)?;
+        let variant = u.int_in_range(0u8..=28)?;
         let node = self.node(u)?;
         let stack = self.stack(u)?;
         let task = self.task(u)?;
@@ -151,6 +151,7 @@ impl Gen<'_> {
             }
             24 => Call::ExpireDispute { stack },
             25 => self.commit_key(u, node)?,
+            26 => Call::SetNodeEndpoint { node, url: endpoint(u)? },
             _ => Call::Admin { manager_badge: self.badge(u)?, op: self.admin_op(u, node, task)? },
         };
         let sender = self.sender_for(u, &call)?;
@@ -176,6 +177,7 @@ impl Gen<'_> {
             | Call::AddNodeToModel { node, .. }
             | Call::RemoveNodeFromModel { node, .. }
             | Call::SetNodeOptimizations { node, .. }
+            | Call::SetNodeEndpoint { node, .. }
             | Call::PermanentlyDisableNode { node }
             | Call::DestroyDisabledNode { node }
             | Call::WithdrawFees { node }
@@ -387,6 +389,16 @@ pub fn model_name(u: &mut Unstructured<'_>) -> Result<String> {
         4 => "other".to_string(),
         5 => String::new(),
         6 => "m".repeat(u.int_in_range(0..=70_000)?),
+        _ => u.arbitrary()?,
+    })
+}
+
+/// A node endpoint: mostly a valid URL, sometimes one byte too long, a wrong scheme or anything.
+fn endpoint(u: &mut Unstructured<'_>) -> Result<String> {
+    Ok(match u.int_in_range(0u8..=5)? {
+        0..=2 => format!("http://node-{}.example:{}", u.int_in_range(0u8..=9)?, u.arbitrary::<u16>()?),
+        3 => format!("https://{}", "e".repeat(u.int_in_range(0..=300)?)),
+        4 => format!("ftp://{}", u.arbitrary::<String>()?),
         _ => u.arbitrary()?,
     })
 }

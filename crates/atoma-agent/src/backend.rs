@@ -134,14 +134,27 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn invalid(code: &'static str, param: Option<&'static str>, message: impl Into<String>) -> Self {
+    /// An error with this status and code and no parameter.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), param: None }
+    }
+
+    /// The error's `code`.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// An HTTP 400 naming the parameter at fault.
+    pub fn invalid(code: &'static str, param: Option<&'static str>, message: impl Into<String>) -> Self {
         ApiError { status: StatusCode::BAD_REQUEST, code, message: message.into(), param }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let kind = if self.status == StatusCode::NOT_FOUND && self.code != "model_not_found" {
+        let kind = if self.status.is_server_error() {
+            "server_error"
+        } else if self.status == StatusCode::NOT_FOUND && self.code != "model_not_found" {
             "not_found_error"
         } else {
             "invalid_request_error"
@@ -152,7 +165,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-async fn not_found() -> ApiError {
+/// The answer to a path no route serves.
+pub async fn not_found() -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
         code: "unknown_url",

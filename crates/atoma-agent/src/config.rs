@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use atoma_contract::config::MAX_ENDPOINT_BYTES;
 use serde::Deserialize;
 
 /// Settle a stack idle this long, by default.
@@ -51,7 +52,7 @@ pub struct AgentConfig {
     pub rpc: String,
     /// Where the OpenAI-compatible API listens.
     pub listen: SocketAddr,
-    /// The URL users are told (announced on chain); `http://<listen>` when absent.
+    /// The URL users are told (announced on chain); `http://<the address bound>` when absent.
     #[serde(default)]
     pub public_url: Option<String>,
     /// Where the agent keeps its state (`agent.redb`).
@@ -124,17 +125,21 @@ impl AgentConfig {
         Ok(config)
     }
 
-    /// The URL users are told.
-    pub fn public_url(&self) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
-    }
-
-    fn check(&self) -> Result<(), ConfigError> {
+    /// Checks every field (done by [`AgentConfig::parse`]; again after flags change fields).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first field whose value is not allowed.
+    pub fn check(&self) -> Result<(), ConfigError> {
         if !is_http_url(&self.rpc) {
             return Err(invalid("rpc", "must be an http:// or https:// URL"));
         }
-        if self.public_url.as_deref().is_some_and(|url| !is_http_url(url)) {
-            return Err(invalid("public_url", "must be an http:// or https:// URL"));
+        if self.public_url.as_deref().is_some_and(|url| !atoma_contract::is_valid_endpoint(url)) {
+            return Err(invalid(
+                "public_url",
+                format!(
+                    "must be an http:// or https:// URL of at most {MAX_ENDPOINT_BYTES} printable ASCII bytes (what the chain accepts as an endpoint)"
+                ),
+            ));
         }
         if !(1..=MAX_SECS).contains(&self.idle_settle_secs) {
             return Err(invalid("idle_settle_secs", format!("must be in 1..={MAX_SECS}")));
@@ -202,7 +207,7 @@ timeout_secs = 20
     fn the_documented_example_parses_with_its_defaults() {
         let config = AgentConfig::parse(EXAMPLE).expect("parses");
         assert_eq!(config.listen, "127.0.0.1:8080".parse().expect("an address"));
-        assert_eq!(config.public_url(), "http://127.0.0.1:8080");
+        assert_eq!(config.public_url, None);
         assert_eq!(config.idle_settle_secs, DEFAULT_IDLE_SETTLE_SECS);
         assert_eq!(config.nodes.iter().map(|n| n.node).collect::<Vec<_>>(), [3, 4]);
         let model = &config.models["llama-3-8b"];

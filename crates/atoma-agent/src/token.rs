@@ -74,9 +74,7 @@ impl StackToken {
     /// Signs the token with the owner's key. The key's address must be `owner` for the token to
     /// parse.
     pub fn sign(&self, owner: &Keypair) -> String {
-        let bytes = self.to_bytes();
-        let signature = owner.sign_in_domain(DOMAIN, &bytes);
-        format!("{PREFIX}{}.{}", URL_SAFE_NO_PAD.encode(&bytes), URL_SAFE_NO_PAD.encode(signature))
+        seal(PREFIX, DOMAIN, &self.to_bytes(), owner)
     }
 
     /// Parses and checks a token for `chain_id` at `now_ms`.
@@ -84,19 +82,82 @@ impl StackToken {
     /// # Errors
     /// [`TokenError`] naming the first check that fails.
     pub fn parse(token: &str, chain_id: &[u8; 32], now_ms: u64) -> Result<StackToken, TokenError> {
-        if token.len() > MAX_TOKEN_LENGTH {
-            return Err(TokenError::Malformed);
+        let parsed: StackToken = open(token, PREFIX, DOMAIN, |t: &StackToken| t.owner)?;
+        if parsed.chain_id != *chain_id {
+            return Err(TokenError::WrongChain);
         }
-        let rest = token.strip_prefix(PREFIX).ok_or(TokenError::Malformed)?;
-        let (body, signature) = rest.split_once('.').ok_or(TokenError::Malformed)?;
-        let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| TokenError::Malformed)?;
-        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed)?;
-        let parsed: StackToken = bcs::from_bytes(&bytes).map_err(|_| TokenError::Malformed)?;
-        // One token, one encoding: no trailing bytes, nothing non-canonical.
-        if parsed.to_bytes() != bytes {
-            return Err(TokenError::Malformed);
+        if now_ms > parsed.not_after_ms {
+            return Err(TokenError::Expired(parsed.not_after_ms));
         }
-        verify_in_domain(&signature, DOMAIN, &bytes, &parsed.owner).map_err(|_| TokenError::BadSignature)?;
+        Ok(parsed)
+    }
+}
+
+/// `<prefix><base64url(bytes)>.<base64url(signature in domain)>`.
+fn seal(prefix: &str, domain: &[u8], bytes: &[u8], signer: &Keypair) -> String {
+    let signature = signer.sign_in_domain(domain, bytes);
+    format!("{prefix}{}.{}", URL_SAFE_NO_PAD.encode(bytes), URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// The value [`seal`] sealed, checked: the form, canonical BCS, and the signature of the address
+/// `signer` names in it.
+fn open<T: Serialize + for<'de> Deserialize<'de>>(
+    token: &str,
+    prefix: &str,
+    domain: &[u8],
+    signer: impl FnOnce(&T) -> Address,
+) -> Result<T, TokenError> {
+    if token.len() > MAX_TOKEN_LENGTH {
+        return Err(TokenError::Malformed);
+    }
+    let rest = token.strip_prefix(prefix).ok_or(TokenError::Malformed)?;
+    let (body, signature) = rest.split_once('.').ok_or(TokenError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| TokenError::Malformed)?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed)?;
+    let parsed: T = bcs::from_bytes(&bytes).map_err(|_| TokenError::Malformed)?;
+    // One token, one encoding: no trailing bytes, nothing non-canonical.
+    if atoma_types::codec::encode(&parsed) != bytes {
+        return Err(TokenError::Malformed);
+    }
+    verify_in_domain(&signature, domain, &bytes, &signer(&parsed)).map_err(|_| TokenError::BadSignature)?;
+    Ok(parsed)
+}
+
+/// The signing domain of transcript requests.
+pub const TRANSCRIPT_DOMAIN: &[u8] = b"atoma-transcript-request";
+/// Every transcript request's credential starts with this.
+pub const TRANSCRIPT_PREFIX: &str = "atoma-node.";
+
+/// What an attester's or oracle's agent sends to fetch a stack's transcript from the selected
+/// node's agent (docs/AGENT.md §6): signed by the key that owns `node`'s badge. The serving agent
+/// checks against the chain that `signer` owns `node` and that `node` may see the transcript.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct TranscriptRequest {
+    /// The chain (its genesis digest).
+    pub chain_id: [u8; 32],
+    /// The stack whose transcript is asked for.
+    pub stack: u64,
+    /// The asking node.
+    pub node: u64,
+    /// The owner of the asking node's badge, who signed.
+    pub signer: Address,
+    /// The last moment the request is good for, in Unix milliseconds.
+    pub not_after_ms: u64,
+}
+
+impl TranscriptRequest {
+    /// Signs the request with the node owner's key (whose address must be `signer`).
+    pub fn sign(&self, signer: &Keypair) -> String {
+        seal(TRANSCRIPT_PREFIX, TRANSCRIPT_DOMAIN, &atoma_types::codec::encode(self), signer)
+    }
+
+    /// Parses and checks a request for `chain_id` at `now_ms`.
+    ///
+    /// # Errors
+    /// [`TokenError`] naming the first check that fails.
+    pub fn parse(text: &str, chain_id: &[u8; 32], now_ms: u64) -> Result<Self, TokenError> {
+        let parsed: TranscriptRequest =
+            open(text, TRANSCRIPT_PREFIX, TRANSCRIPT_DOMAIN, |r: &Self| r.signer)?;
         if parsed.chain_id != *chain_id {
             return Err(TokenError::WrongChain);
         }
@@ -161,5 +222,21 @@ mod tests {
         assert_eq!(TokenError::BadSignature.code(), "invalid_stack_token");
         assert_eq!(TokenError::WrongChain.code(), "wrong_chain");
         assert_eq!(TokenError::Expired(1).code(), "token_expired");
+    }
+
+    #[test]
+    fn transcript_requests_are_signed_by_their_signer_in_their_own_domain() {
+        let key = Keypair::test_account(2);
+        let request =
+            TranscriptRequest { chain_id: CHAIN, stack: 3, node: 4, signer: key.address(), not_after_ms: 10 };
+        let signed = request.sign(&key);
+        assert_eq!(TranscriptRequest::parse(&signed, &CHAIN, 10), Ok(request.clone()));
+        assert_eq!(TranscriptRequest::parse(&signed, &CHAIN, 11), Err(TokenError::Expired(10)));
+        let forged = request.sign(&Keypair::test_account(3));
+        assert_eq!(TranscriptRequest::parse(&forged, &CHAIN, 0), Err(TokenError::BadSignature));
+        // A stack token is no transcript request, and the other way round.
+        let stack = token(&key).sign(&key);
+        assert_eq!(TranscriptRequest::parse(&stack, &CHAIN, 0), Err(TokenError::Malformed));
+        assert_eq!(StackToken::parse(&signed, &CHAIN, 0), Err(TokenError::Malformed));
     }
 }

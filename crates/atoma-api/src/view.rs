@@ -51,6 +51,8 @@ pub struct NodeView {
     pub subscriptions: Vec<SubscriptionView>,
     /// The `(model, echelon)` pairs the node serves.
     pub models: Vec<ServedModelView>,
+    /// Where the node's agent serves users (`set_node_endpoint`); `null` until its owner sets one.
+    pub endpoint: Option<String>,
 }
 
 /// A node's committed enclave key (SPEC §6.4).
@@ -125,6 +127,7 @@ impl NodeView {
             open_work: node.open_work,
             subscriptions,
             models,
+            endpoint: db.node_endpoint(node.small_id).map(str::to_string),
         }
     }
 }

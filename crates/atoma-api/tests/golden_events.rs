@@ -238,6 +238,8 @@ fn samples() -> Vec<Event> {
         .into(),
         ManagerBadgeCreatedEvent { badge_id: object("second manager badge"), recipient: address("erin") }
             .into(),
+        NodeEndpointSetEvent { node_small_id: node(48), url: "https://node-48.example:8443/v1".into() }
+            .into(),
     ]
 }
 

@@ -166,7 +166,19 @@ fn node_view_shows_offers_models_and_fees() {
         json!([{"taskSmallId": {"inner": "1"}, "pricePerComputeUnit": "1500", "maxNumComputeUnits": "1000000"}])
     );
     assert_eq!(json["models"], json!([{"modelName": "llama", "echelonId": {"id": "1"}}]));
+    assert!(keys(&json).contains(&"endpoint".to_string()), "an unset endpoint is null, not absent");
+    assert_eq!(json["endpoint"], Value::Null);
     assert!(NodeView::find(&net.db, NodeSmallId(2), 0).is_none());
+}
+
+#[test]
+fn node_view_shows_the_endpoint_its_owner_set() {
+    let mut net = settled();
+    let url = "https://alice-node.example:8443/v1";
+    net.call("alice", 0, Call::SetNodeEndpoint { node: NodeSmallId(1), url: url.into() });
+    let view = NodeView::find(&net.db, NodeSmallId(1), 0).expect("node 1 exists");
+    assert_eq!(view.endpoint.as_deref(), Some(url));
+    assert_eq!(round_trip(&view)["endpoint"], json!(url));
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::agent::{AgentCmd, ChatArgs};
 use crate::backend::BackendArgs;
 use crate::format::{parse_hex, parse_toma};
 use crate::names::{parse_device, parse_modality, parse_optimizations, parse_role, parse_security};
@@ -89,6 +90,15 @@ pub enum Command {
     /// /v1/models, /v1/chat/completions (stream or not), /v1/completions, /v1/embeddings. See
     /// docs/AGENT.md.
     Backend(BackendArgs),
+    /// Run a node agent, or see what one did (docs/AGENT.md)
+    #[command(subcommand)]
+    Agent(AgentCmd),
+    /// Ask a stack's node through its agent, as the stack's owner, and print the answer
+    ///
+    /// Finds the node selected for the stack and the endpoint its agent announced on chain,
+    /// signs a stack token with the signer's key (the stack's owner), sends one chat completion
+    /// and prints the answer and the units left.
+    Chat(ChatArgs),
     /// Manage the keystore ($ATOMA_HOME/keystore.json)
     #[command(subcommand)]
     Keys(KeysCmd),
@@ -318,6 +328,13 @@ pub enum NodeCmd {
         /// Names joined by commas, a bit set number, or none
         #[arg(value_parser = parse_optimizations)]
         optimizations: u8,
+    },
+    /// Publish where the node's agent serves users, so that they can find it from the chain
+    SetEndpoint {
+        /// The node's small id
+        node: u64,
+        /// The agent's http:// or https:// URL, at most 256 printable ASCII bytes
+        url: String,
     },
     /// Permanently disable a node (it still settles the stacks it has)
     Disable {

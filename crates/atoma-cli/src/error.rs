@@ -39,6 +39,8 @@ pub enum CliErrorKind {
     EDemo,
     /// A validator or testnet could not be created or started.
     EValidator,
+    /// A node agent could not start or stopped, or an agent refused a request.
+    EAgent,
 }
 
 impl CliErrorKind {
@@ -54,6 +56,7 @@ impl CliErrorKind {
         CliErrorKind::EAddressInUse,
         CliErrorKind::EDemo,
         CliErrorKind::EValidator,
+        CliErrorKind::EAgent,
     ];
 
     /// The stable name.
@@ -69,6 +72,7 @@ impl CliErrorKind {
             CliErrorKind::EAddressInUse => "EAddressInUse",
             CliErrorKind::EDemo => "EDemo",
             CliErrorKind::EValidator => "EValidator",
+            CliErrorKind::EAgent => "EAgent",
         }
     }
 
@@ -85,6 +89,7 @@ impl CliErrorKind {
             CliErrorKind::EAddressInUse => "`atoma start` or `atoma backend` cannot listen on its address",
             CliErrorKind::EDemo => "the walkthrough found the chain in an unexpected state",
             CliErrorKind::EValidator => "a validator or testnet could not be created or started",
+            CliErrorKind::EAgent => "a node agent could not start or stopped, or an agent refused a request",
         }
     }
 
@@ -101,6 +106,7 @@ impl CliErrorKind {
             CliErrorKind::EAddressInUse => 7,
             CliErrorKind::EDemo => 8,
             CliErrorKind::EValidator => 9,
+            CliErrorKind::EAgent => 10,
         };
         CLI_ERROR_CODE_BASE + offset
     }

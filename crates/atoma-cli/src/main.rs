@@ -5,6 +5,7 @@
 //! transactions with a key from `$ATOMA_HOME/keystore.json`. docs/CLI.md lists every command with
 //! its help text; it is generated from the definitions below (`atoma docs cli`).
 
+mod agent;
 mod backend;
 mod cli;
 mod cmd;

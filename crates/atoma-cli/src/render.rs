@@ -135,6 +135,7 @@ pub fn node(view: &NodeView) -> Report {
     let mut text = fields(&[
         ("node", view.small_id.to_string()),
         ("owner", opt(view.owner.map(|a| a.to_string()))),
+        ("endpoint", opt(view.endpoint.clone())),
         ("badge", view.badge_id.to_string()),
         ("collateral", money(view.collateral)),
         ("reputation", view.reputation.to_string()),

@@ -300,6 +300,19 @@ fn node_upkeep(net: &Network, node: &str) {
         "NodeOptimizationsUpdatedEvent",
     );
     assert_eq!(net.json(&["node", "show", node])["supportedOptimizations"], 5);
+    assert_eq!(net.json(&["node", "show", node])["endpoint"], Value::Null);
+    let url = "https://node-1.example:8443/v1";
+    let doc = net.json(&["--as", "account-1", "node", "set-endpoint", node, url]);
+    assert_eq!(event_names(&doc), ["NodeEndpointSetEvent"]);
+    assert_eq!(doc["events"][0]["parsedJson"]["url"], url);
+    assert_eq!(net.json(&["node", "show", node])["endpoint"], url);
+    let human = net.run(&["node", "show", node]);
+    let shown = String::from_utf8_lossy(&human.stdout);
+    assert!(shown.lines().any(|l| l.starts_with("endpoint") && l.ends_with(url)), "{shown}");
+    let e = net.fails(&["--as", "account-1", "node", "set-endpoint", node, "ftp://node-1.example"]);
+    assert_eq!((e["name"].as_str(), e["code"].as_u64()), (Some("EInvalidEndpoint"), Some(312_012_133)));
+    let e = net.fails(&["--as", "account-2", "node", "set-endpoint", node, url]);
+    assert_eq!(e["name"], "ENotAuthorized");
     one(
         &["admin", "add-echelon", "llama", "2", "--input-fee", "1", "--output-fee", "1"],
         "EchelonAddedEvent",

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 #[cfg(doc)]
-use crate::config::{MAX_CROSS_VALIDATION_EXTRA_NODES, MAX_DELAY_EPOCHS};
+use crate::config::{MAX_CROSS_VALIDATION_EXTRA_NODES, MAX_DELAY_EPOCHS, MAX_ENDPOINT_BYTES};
 use crate::ids::{Address, EchelonId, NodeSmallId, ObjectId, StackSmallId, TaskSmallId};
 
 /// One entry-function call. Fields carry the parameters SPEC §5 names.
@@ -108,6 +108,10 @@ pub enum Call {
     },
     /// SPEC §5.6: an admin function, authorized by the named manager badge.
     Admin { manager_badge: ObjectId, op: AdminOp },
+    /// Publishes the URL where the node's agent serves users (see [`MAX_ENDPOINT_BYTES`]). Not in
+    /// the seed: added so that a user can find the agent of the node a stack was sampled to
+    /// (docs/PROTOCOL.md, "Node endpoints").
+    SetNodeEndpoint { node: NodeSmallId, url: String },
 }
 
 /// The admin functions of SPEC §5.6 (and §5.5's key rotation), named as there.

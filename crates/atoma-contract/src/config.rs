@@ -10,6 +10,8 @@ use crate::ids::TOMA;
 pub const MAX_CROSS_VALIDATION_EXTRA_NODES: u64 = 16;
 /// The longest delay, in epochs, any epoch parameter may be set to.
 pub const MAX_DELAY_EPOCHS: u64 = 1000;
+/// The longest node endpoint URL, in bytes ([`crate::Call::SetNodeEndpoint`]).
+pub const MAX_ENDPOINT_BYTES: usize = 256;
 
 /// Every parameter the admin can change. A stack copies the ones that decide what it costs and
 /// pays ([`crate::state::StackTerms`]), so later changes never touch an existing stack.

@@ -135,6 +135,7 @@ contract_errors! {
     EAttestationRootNotFound = 130 => "no attestation root is registered for this device type",
     EUnitsNotContested = 131 => "the counted units equal the claimed units",
     EInvalidPublicKey = 132 => "the public key is not a valid ed25519 key",
+    EInvalidEndpoint = 133 => "an endpoint must be an http:// or https:// URL of at most 256 printable ASCII bytes",
     EInternalPanic = 199 => "the contract hit an internal error; the call was rolled back",
 }
 
@@ -166,6 +167,7 @@ mod tests {
         assert_eq!(ContractError::EStackAlreadyClaimed.code(), 312_012_053);
         assert_eq!(ContractError::ENoNodesEligibleForTask.code(), 312_012_022);
         assert_eq!(ContractError::EArithmeticOverflow.code(), 312_012_100);
+        assert_eq!(ContractError::EInvalidEndpoint.code(), 312_012_133);
     }
 
     #[test]

@@ -335,6 +335,9 @@ events! {
     TreasuryWithdrawnEvent { treasury: String, amount: u64, recipient: Address, }
     /// The admin created another manager badge.
     ManagerBadgeCreatedEvent { badge_id: ObjectId, recipient: Address, }
+    /// A node's owner published where the node's agent serves users (not in the seed; added for
+    /// the node agent).
+    NodeEndpointSetEvent { node_small_id: NodeSmallId, url: String, }
 }
 
 #[cfg(test)]

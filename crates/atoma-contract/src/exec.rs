@@ -139,6 +139,7 @@ impl AtomaDb {
             Call::SetNodeOptimizations { node, supported_optimizations } => {
                 self.set_node_optimizations(tx, *node, *supported_optimizations)
             }
+            Call::SetNodeEndpoint { node, url } => self.set_node_endpoint(tx, *node, url),
             Call::PermanentlyDisableNode { node } => {
                 self.owned_node(tx, *node)?;
                 self.disable_node(tx, *node)

@@ -68,6 +68,7 @@ impl AtomaDb {
             stacks: Default::default(),
             closed_stacks: Default::default(),
             attestation_roots: Default::default(),
+            node_endpoints: Default::default(),
             sampling: Default::default(),
         };
         for (address, amount) in &genesis.allocations {

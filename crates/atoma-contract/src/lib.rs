@@ -43,4 +43,5 @@ pub use event::{Event, EventValue};
 pub use exec::TxContext;
 pub use genesis::Genesis;
 pub use ids::{Address, EchelonId, NodeSmallId, ObjectId, StackSmallId, TOMA, TaskSmallId};
+pub use nodes::is_valid_endpoint;
 pub use state::AtomaDb;

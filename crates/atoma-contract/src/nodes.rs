@@ -1,13 +1,14 @@
 //! Nodes (SPEC §5.1): registration, collateral, subscriptions, models, disabling, fees, and the
 //! slashing and reputation rules of SPEC §9.1 and §9.3.
 
+use crate::config::MAX_ENDPOINT_BYTES;
 use crate::enums::{Optimizations, SecurityLevel, reputation};
 use crate::error::ContractError;
 use crate::event::{
-    NodeCollateralAddedEvent, NodeDestroyedEvent, NodeDisabledEvent, NodeFeesWithdrawnEvent,
-    NodeOptimizationsUpdatedEvent, NodeRegisteredEvent, NodeSlashedEvent, NodeSubscribedToModelEvent,
-    NodeSubscribedToTaskEvent, NodeUnsubscribedFromModelEvent, NodeUnsubscribedFromTaskEvent,
-    NodeUpdateSubscriptionEvent,
+    NodeCollateralAddedEvent, NodeDestroyedEvent, NodeDisabledEvent, NodeEndpointSetEvent,
+    NodeFeesWithdrawnEvent, NodeOptimizationsUpdatedEvent, NodeRegisteredEvent, NodeSlashedEvent,
+    NodeSubscribedToModelEvent, NodeSubscribedToTaskEvent, NodeUnsubscribedFromModelEvent,
+    NodeUnsubscribedFromTaskEvent, NodeUpdateSubscriptionEvent,
 };
 use crate::exec::Tx;
 use crate::ids::{EchelonId, NodeSmallId, TaskSmallId};
@@ -283,6 +284,26 @@ impl AtomaDb {
         Ok(())
     }
 
+    /// Publishes where the node's agent serves users; setting the same URL again emits the event
+    /// again. `ENodeNotFound`, `ENotAuthorized`, `ENodeAlreadyDisabled`, `EInvalidEndpoint`.
+    pub(crate) fn set_node_endpoint(
+        &mut self,
+        tx: &mut Tx<'_>,
+        id: NodeSmallId,
+        url: &str,
+    ) -> Result<(), ContractError> {
+        let node = self.owned_node(tx, id)?;
+        if node.is_disabled() {
+            return Err(ContractError::ENodeAlreadyDisabled);
+        }
+        if !is_valid_endpoint(url) {
+            return Err(ContractError::EInvalidEndpoint);
+        }
+        self.node_endpoints.insert(id, url.to_string());
+        tx.emit(NodeEndpointSetEvent { node_small_id: id, url: url.to_string() });
+        Ok(())
+    }
+
     /// Disables a node for good; the caller has checked who may do it.
     pub(crate) fn disable_node(&mut self, tx: &mut Tx<'_>, id: NodeSmallId) -> Result<(), ContractError> {
         let node = self.node_mut(id)?;
@@ -325,8 +346,9 @@ impl AtomaDb {
         Ok(())
     }
 
-    /// Removes a node's subscriptions, model memberships and oracle seats.
+    /// Removes a node's subscriptions, model memberships, oracle seats and endpoint.
     fn remove_node_everywhere(&mut self, id: NodeSmallId) -> Result<(), ContractError> {
+        self.node_endpoints.remove(&id);
         let tasks: Vec<TaskSmallId> = self
             .node_tasks
             .range((id, TaskSmallId(0))..=(id, TaskSmallId(u64::MAX)))
@@ -487,6 +509,16 @@ impl AtomaDb {
     }
 }
 
+/// An endpoint is an `http://` or `https://` URL with something after the scheme, at most
+/// [`MAX_ENDPOINT_BYTES`] long, of printable ASCII without spaces (`0x21..=0x7e`). The contract
+/// checks only this shape: whether anything answers there is for the user to find out.
+pub fn is_valid_endpoint(url: &str) -> bool {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    url.len() <= MAX_ENDPOINT_BYTES
+        && rest.is_some_and(|rest| !rest.is_empty())
+        && url.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
 /// A subscription's price and capacity must both be positive.
 fn validate_offer(price: u64, max_units: u64) -> Result<(), ContractError> {
     if price == 0 {
@@ -496,4 +528,35 @@ fn validate_offer(price: u64, max_units: u64) -> Result<(), ContractError> {
         return Err(ContractError::EInvalidComputeUnits);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_short_printable_http_urls() {
+        let longest = format!("https://{}", "a".repeat(MAX_ENDPOINT_BYTES - "https://".len()));
+        for good in ["http://a", "https://node-7.example:8443/v1", "http://127.0.0.1:4000", longest.as_str()]
+        {
+            assert!(is_valid_endpoint(good), "{good}");
+        }
+        let too_long = format!("{longest}a");
+        for bad in [
+            "",
+            "http://",
+            "https://",
+            "ftp://a",
+            "HTTP://a",
+            "a.example",
+            "http://a b",
+            "http://a\t",
+            "http://a\n",
+            "http://é",
+            "http://a\u{7f}",
+            too_long.as_str(),
+        ] {
+            assert!(!is_valid_endpoint(bad), "{bad:?}");
+        }
+    }
 }

@@ -123,6 +123,11 @@ impl AtomaDb {
             .collect()
     }
 
+    /// The URL where a node's agent serves users, if its owner set one.
+    pub fn node_endpoint(&self, id: NodeSmallId) -> Option<&str> {
+        self.node_endpoints.get(&id).map(String::as_str)
+    }
+
     /// The trusted attestation roots.
     pub fn attestation_roots(&self) -> impl Iterator<Item = (&DeviceType, &[u8; 32])> {
         self.attestation_roots.iter()

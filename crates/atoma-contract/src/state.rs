@@ -347,6 +347,8 @@ pub struct AtomaDb {
     pub(crate) stacks: Slab<StackSmallId, Stack>,
     pub(crate) closed_stacks: Table<StackSmallId, StackClosure>,
     pub(crate) attestation_roots: Table<DeviceType, [u8; 32]>,
+    /// Where each node's agent serves users, for nodes whose owner set it.
+    pub(crate) node_endpoints: Table<NodeSmallId, String>,
     /// Derived from the tables above; rebuilt after loading, never serialized.
     #[serde(skip)]
     pub(crate) sampling: SamplingIndex,
@@ -369,5 +371,6 @@ impl AtomaDb {
         f(&mut self.stacks);
         f(&mut self.closed_stacks);
         f(&mut self.attestation_roots);
+        f(&mut self.node_endpoints);
     }
 }

@@ -88,6 +88,7 @@ fn node_calls_belong_to_the_nodes_owner() {
         Call::AddNodeToModel { node: a, model_name: MODEL.into(), echelon: EchelonId(1) },
         Call::RemoveNodeFromModel { node: a, model_name: MODEL.into(), echelon: EchelonId(1) },
         Call::SetNodeOptimizations { node: a, supported_optimizations: 1 },
+        Call::SetNodeEndpoint { node: a, url: "https://a.example".into() },
         Call::PermanentlyDisableNode { node: a },
         Call::DestroyDisabledNode { node: a },
         Call::WithdrawFees { node: a },

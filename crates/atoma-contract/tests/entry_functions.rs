@@ -5,6 +5,7 @@
 mod common;
 
 use atoma_contract::call::{AdminOp, Call, EchelonParams, Parameter};
+use atoma_contract::config::MAX_ENDPOINT_BYTES;
 use atoma_contract::tee::build_evidence;
 use atoma_contract::{
     Address, ContractError, ContractError as E, EchelonId, NodeSmallId, StackSmallId, TaskSmallId,
@@ -280,6 +281,46 @@ fn models_and_node_lifecycle() {
     run(vec![(addr(4), Call::DestroyDisabledNode { node: b }, Ok(&["NodeDestroyedEvent"]))], &mut w);
     assert_eq!(w.balance(addr(4)), START_BALANCE);
     assert!(w.db.echelon_nodes(MODEL, EchelonId(1)).iter().all(|n| *n != b));
+}
+
+#[test]
+fn node_endpoints() {
+    let Fx { mut w, a, b, .. } = fixture();
+    let set = |node, url: &str| Call::SetNodeEndpoint { node, url: url.into() };
+    let longest = format!("https://{}", "a".repeat(MAX_ENDPOINT_BYTES - "https://".len()));
+    let too_long = format!("{longest}a");
+    let events = w.ok(addr(1), set(a, "https://a.example:8443/v1"));
+    let [atoma_contract::Event::NodeEndpointSetEvent(e)] = &events[..] else { panic!("{events:?}") };
+    assert_eq!((e.node_small_id, e.url.as_str()), (a, "https://a.example:8443/v1"));
+    assert_eq!(w.db.node_endpoint(a), Some("https://a.example:8443/v1"));
+    run(
+        vec![
+            // The same URL again is a fresh announcement, not an error.
+            (addr(1), set(a, "https://a.example:8443/v1"), Ok(&["NodeEndpointSetEvent"])),
+            (addr(1), set(a, "ftp://a.example"), Err(E::EInvalidEndpoint)),
+            (addr(1), set(a, "a.example:8443"), Err(E::EInvalidEndpoint)),
+            (addr(1), set(a, ""), Err(E::EInvalidEndpoint)),
+            (addr(1), set(a, "https://"), Err(E::EInvalidEndpoint)),
+            (addr(1), set(a, &too_long), Err(E::EInvalidEndpoint)),
+            (addr(1), set(a, "http://a.example/a b"), Err(E::EInvalidEndpoint)),
+            (addr(1), set(a, "http://a.example\n"), Err(E::EInvalidEndpoint)),
+            (addr(1), set(a, "http://bücher.example"), Err(E::EInvalidEndpoint)),
+            (addr(4), set(a, "http://b.example"), Err(E::ENotAuthorized)),
+            (addr(4), set(NodeSmallId(999), "http://b.example"), Err(E::ENodeNotFound)),
+            (addr(1), set(a, &longest), Ok(&["NodeEndpointSetEvent"])),
+            (addr(4), set(b, "http://10.0.0.2:4000"), Ok(&["NodeEndpointSetEvent"])),
+            (w.admin, admin(&w, AdminOp::PermanentlyDisableNode { node: b }), Ok(&["NodeDisabledEvent"])),
+            (addr(4), set(b, "http://10.0.0.3:4000"), Err(E::ENodeAlreadyDisabled)),
+        ],
+        &mut w,
+    );
+    assert_eq!(w.db.node_endpoint(a), Some(longest.as_str()));
+    // A disabled node keeps its endpoint: its open stacks are still served there.
+    assert_eq!(w.db.node_endpoint(b), Some("http://10.0.0.2:4000"));
+    w.advance_epochs(2);
+    run(vec![(addr(4), Call::DestroyDisabledNode { node: b }, Ok(&["NodeDestroyedEvent"]))], &mut w);
+    assert_eq!(w.db.node_endpoint(b), None);
+    assert_eq!(w.db.node_endpoint(a), Some(longest.as_str()));
 }
 
 #[test]

@@ -212,6 +212,17 @@ fn name() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Mostly valid URLs, sometimes just past the length limit, a wrong scheme or anything.
+fn endpoint() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "https?://[a-z0-9.:/-]{1,40}",
+        1 => Just(format!("http://{}", "e".repeat(250))),
+        1 => Just(String::new()),
+        2 => ".{0,24}",
+        1 => (0usize..MAX_CALL_SIZE).prop_map(|n| format!("https://{}", "e".repeat(n))),
+    ]
+}
+
 fn address() -> impl Strategy<Value = Address> {
     prop_oneof![4 => (0..SENDERS).prop_map(sender), 1 => any::<[u8; 32]>().prop_map(Address)]
 }
@@ -323,6 +334,7 @@ fn any_call() -> impl Strategy<Value = Call> {
         node().prop_map(|node| Call::PermanentlyDisableNode { node }),
         node().prop_map(|node| Call::DestroyDisabledNode { node }),
         node().prop_map(|node| Call::WithdrawFees { node }),
+        (node(), endpoint()).prop_map(|(node, url)| Call::SetNodeEndpoint { node, url }),
         (node(), any::<u16>(), prop_oneof![Just(0u64), any::<u64>()], any::<[u8; 32]>(), bytes()).prop_map(
             |(node, device_type, key_rotation_counter, public_key, evidence)| Call::CommitNodePublicKey {
                 node,
@@ -403,7 +415,7 @@ fn any_call() -> impl Strategy<Value = Call> {
             op,
         }),
         // Raw BCS after a valid variant tag: whatever decodes as a call (else a harmless one).
-        1 => (0u8..27, prop::collection::vec(any::<u8>(), 0..80)).prop_map(|(tag, rest)| {
+        1 => (0u8..28, prop::collection::vec(any::<u8>(), 0..80)).prop_map(|(tag, rest)| {
             let bytes = [&[tag][..], &rest].concat();
             bcs::from_bytes::<Call>(&bytes).unwrap_or(Call::ExpireDispute { stack: StackSmallId(0) })
         }),
@@ -439,6 +451,7 @@ fn owner(db: &AtomaDb, call: &Call) -> Address {
         | Call::AddNodeToModel { node: n, .. }
         | Call::RemoveNodeFromModel { node: n, .. }
         | Call::SetNodeOptimizations { node: n, .. }
+        | Call::SetNodeEndpoint { node: n, .. }
         | Call::PermanentlyDisableNode { node: n }
         | Call::DestroyDisabledNode { node: n }
         | Call::WithdrawFees { node: n }

@@ -345,6 +345,28 @@ impl Auditor {
                 }
                 Ok(())
             }
+            Event::NodeEndpointSetEvent(e) => {
+                let node = self.shadow.node(e.node_small_id);
+                let owner = node.and_then(|n| self.shadow.badge(n.badge_id)).map(|b| b.owner);
+                ensure!(
+                    self.checks,
+                    node.is_some_and(|n| !n.is_disabled())
+                        && owner == Some(sender)
+                        && self.shadow.node_endpoint(e.node_small_id) == Some(e.url.as_str()),
+                    "node {}: endpoint set by someone else, on a disabled node, or not kept",
+                    e.node_small_id
+                );
+                Ok(())
+            }
+            Event::NodeDestroyedEvent(e) => {
+                ensure!(
+                    self.checks,
+                    self.shadow.node_endpoint(e.node_small_id).is_none(),
+                    "destroyed node {} kept its endpoint",
+                    e.node_small_id
+                );
+                Ok(())
+            }
             Event::StackSettlementTicketClaimedEvent(e) => self.paid(e.stack_small_id),
             Event::StackExpiredEvent(e) => self.paid(e.stack_small_id),
             Event::StackDisputeExpiredEvent(e) => self.paid(e.stack_small_id),

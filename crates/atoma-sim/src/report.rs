@@ -218,6 +218,7 @@ pub fn call_kind(call: &Call) -> &'static str {
         Call::ExpireDispute { .. } => "ExpireDispute",
         Call::CommitNodePublicKey { .. } => "CommitNodePublicKey",
         Call::Admin { op, .. } => admin_kind(op),
+        Call::SetNodeEndpoint { .. } => "SetNodeEndpoint",
     }
 }
 

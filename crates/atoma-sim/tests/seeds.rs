@@ -74,6 +74,8 @@ fn fixed_seeds_keep_every_invariant_and_reach_the_interesting_paths() {
         ("a contest of units", total.event("StackUnitsContestedEvent")),
         ("a slash", total.event("NodeSlashedEvent")),
         ("a key rotation", total.event("NewKeyRotationEvent")),
+        ("a node endpoint", total.event("NodeEndpointSetEvent")),
+        ("a refused endpoint", total.count("SetNodeEndpoint", "EInvalidEndpoint")),
         ("a refused invalid parameter", refused_parameters),
         ("a crash and restart", total.crashes),
         ("a refused transaction", total.rejected_total()),

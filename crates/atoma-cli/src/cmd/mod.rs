@@ -25,6 +25,11 @@ pub async fn run(cli: Cli, out: Output) -> CliResult<()> {
         Command::Testnet(args) => return crate::testnet::run_testnet(args, &out).await,
         Command::Validator(args) => return crate::testnet::run_validator(args, &out).await,
         Command::Backend(args) => return crate::backend::run(args, &out).await,
+        Command::Agent(crate::agent::AgentCmd::Run(args)) => {
+            return crate::agent::run(&mut ctx, args, &out).await;
+        }
+        Command::Agent(crate::agent::AgentCmd::Status { url }) => crate::agent::status(&url).await?,
+        Command::Chat(args) => crate::agent::chat(&mut ctx, args).await?,
         Command::Events(args) => return events::run(&mut ctx, args).await,
         Command::Demo(args) => return crate::demo::run(&mut ctx, args).await,
         Command::Bench(args) => bench::run(&ctx, args).await?,

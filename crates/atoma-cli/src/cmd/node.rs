@@ -89,6 +89,10 @@ async fn simple(ctx: &mut Ctx, cmd: NodeCmd) -> CliResult<Report> {
             Call::SetNodeOptimizations { node: NodeSmallId(node), supported_optimizations: optimizations },
             format!("Node {node} now supports {}", optimizations_name(optimizations)),
         ),
+        NodeCmd::SetEndpoint { node, url } => {
+            let headline = format!("Node {node} serves users at {url}");
+            (Call::SetNodeEndpoint { node: NodeSmallId(node), url }, headline)
+        }
         NodeCmd::Disable { node } => {
             (Call::PermanentlyDisableNode { node: NodeSmallId(node) }, format!("Disabled node {node}"))
         }

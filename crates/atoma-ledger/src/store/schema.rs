@@ -23,11 +23,15 @@ use atoma_types::{TxOutcome, TxStatus};
 /// random-key indexes in batches; version 3 seals records with checksums
 /// ([`seal`](mod@super::seal)); version 4 may hold records of skipped transactions, which
 /// `tx_positions` leaves out and `meta` counts (`skipped_transactions`) — a build that knows only
-/// version 3 would take such a record for damage, so it is refused the store by name instead.
-pub const STORE_FORMAT_VERSION: u32 = 4;
+/// version 3 would take such a record for damage, so it is refused the store by name instead;
+/// version 5: the state gains node endpoints (`set_node_endpoint`), so a snapshot, the BCS of
+/// [`AtomaDb`], has one more table, and a version-4 (or 3) store's snapshots do not decode — such
+/// a store is refused by name with the advice to start afresh.
+pub const STORE_FORMAT_VERSION: u32 = 5;
 /// Older versions that are already valid stores of [`STORE_FORMAT_VERSION`], upgraded in place by
-/// writing the new number: a version-3 store holds no skipped transaction.
-pub const UPGRADED_FORMAT_VERSIONS: &[u32] = &[3];
+/// writing the new number. None today: version 3 was one while 4 was current (a version-3 store
+/// holds no skipped transaction), but a version-3 store's snapshots predate node endpoints too.
+pub const UPGRADED_FORMAT_VERSIONS: &[u32] = &[];
 /// Snapshots kept besides the genesis one: older ones are deleted when a new one is written.
 pub const SNAPSHOTS_KEPT: usize = 2;
 

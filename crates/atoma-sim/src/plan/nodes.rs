@@ -229,7 +229,8 @@ fn attest(v: &View<'_>, rng: &mut SimRng, role: Role, node: &Node, stack: &Stack
 }
 
 /// Occasional upkeep: subscribe, reprice, unsubscribe, withdraw fees, add collateral, change
-/// optimizations, retire (honest nodes only), or a call on a stack the node was not selected for.
+/// optimizations, publish an endpoint, retire (honest nodes only), or a call on a stack the node
+/// was not selected for.
 fn chore(v: &View<'_>, rng: &mut SimRng, role: Role, node: &Node) -> Option<Call> {
     let db = v.db;
     let id = node.small_id;
@@ -277,7 +278,18 @@ fn chore(v: &View<'_>, rng: &mut SimRng, role: Role, node: &Node) -> Option<Call
             let other: Vec<&Stack> = db.stacks().filter(|s| s.selected_node != id).collect();
             rng.pick(&other).map(|s| Call::ClaimFunds { node: id, stacks: vec![s.small_id] })
         }
+        275..=289 => Some(Call::SetNodeEndpoint { node: id, url: endpoint(rng, id) }),
         _ => None,
+    }
+}
+
+/// Where the node's agent listens: mostly a valid URL on a new port, sometimes one the contract
+/// refuses (`EInvalidEndpoint`).
+fn endpoint(rng: &mut SimRng, id: NodeSmallId) -> String {
+    match rng.below(10) {
+        0 => format!("ftp://node-{}.sim", id.0),
+        1 => format!("http://node-{}.sim/{}", id.0, "x".repeat(250)),
+        _ => format!("http://node-{}.sim:{}", id.0, rng.range(1024, 65_535)),
     }
 }
 
