@@ -10,32 +10,23 @@
 //! cargo run --release -p atoma-agent --example bench_agent -- [ROUNDS] [CLIENTS] [SECONDS]
 //! ```
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use atoma_agent::backend::{self, BackendConfig};
 use atoma_agent::config::{AgentConfig, ModelConfig, NodeConfig};
 use atoma_agent::token::StackToken;
 use atoma_agent::{NodeKeys, agent::now_ms};
-use atoma_api::BadgeKindView;
-use atoma_client::Client;
-use atoma_contract::{AdminOp, Call, EchelonId, EchelonParams, NodeSmallId, TOMA, TaskSmallId};
-use atoma_ledger::genesis::ADMIN_ALIAS;
-use atoma_ledger::keystore::KEYSTORE_FILE;
-use atoma_ledger::{Chain, ChainConfig, Keystore};
-use atoma_rpc::{RpcConfig, serve};
+use atoma_contract::{Call, EchelonId, NodeSmallId, TOMA, TaskSmallId};
 use atoma_types::Keypair;
 use serde_json::{Value, json};
+use support::{Net, loopback, ok};
 
 const MODEL: &str = "m";
 const ROUND: usize = 200;
-
-async fn ok(client: &Client, key: &Keypair, call: Call) -> atoma_api::rpc::TransactionResult {
-    let result = client.sign_and_execute(key, call.clone()).await.unwrap_or_else(|e| panic!("{call:?}: {e}"));
-    assert!(result.is_success(), "{call:?}: {:?}", result.error);
-    result
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -88,38 +79,13 @@ async fn main() {
     let clients = usize::try_from(args.get(1).copied().unwrap_or(16)).unwrap_or(16);
     let seconds = args.get(2).copied().unwrap_or(3);
     let dir = tempfile::tempdir().expect("a dir");
-    let mut config = ChainConfig::local(dir.path().join("chain"));
-    config.fresh = true;
-    config.genesis.accounts = 2;
-    let (chain, task) = Chain::open(config).expect("a chain");
-    let server = serve(chain.clone(), RpcConfig::listening_on(SocketAddr::from(([127, 0, 0, 1], 0))))
-        .await
-        .expect("serves");
-    let client = Client::new(&server.url()).expect("a client");
-    let keystore = Keystore::load(&dir.path().join("chain").join(KEYSTORE_FILE)).expect("keystore");
-    let admin = keystore.keypair(ADMIN_ALIAS).expect("readable").expect("the admin key");
-    let badge = client
-        .get_owned_badges(&admin.address())
-        .await
-        .expect("badges")
-        .into_iter()
-        .find(|b| b.kind == BadgeKindView::AtomaManagerBadge)
-        .expect("a manager badge")
-        .id;
-    let admin_op = |op| Call::Admin { manager_badge: badge, op };
+    let net = Net::start(dir.path(), 2).await;
+    let client = &net.client;
     let echelon = EchelonId(1);
-    let params = EchelonParams {
-        input_fee_per_token: 1,
-        output_fee_per_token: 1,
-        relative_performance: 1,
-        settlement_timeout_ms: 60_000,
-    };
-    ok(&client, &admin, admin_op(AdminOp::AddModel { name: MODEL.into(), modality: 0 })).await;
-    ok(&client, &admin, admin_op(AdminOp::AddModelEchelon { model_name: MODEL.into(), echelon, params }))
-        .await;
+    net.add_model(MODEL, 60_000).await;
     let (operator, user) = (Keypair::test_account(0), Keypair::test_account(1));
-    ok(&client, &operator, Call::RegisterNode { collateral: 1_000 * TOMA, supported_optimizations: 0 }).await;
-    ok(&client, &operator, Call::AddNodeToModel { node: NodeSmallId(1), model_name: MODEL.into(), echelon })
+    ok(client, &operator, Call::RegisterNode { collateral: 1_000 * TOMA, supported_optimizations: 0 }).await;
+    ok(client, &operator, Call::AddNodeToModel { node: NodeSmallId(1), model_name: MODEL.into(), echelon })
         .await;
     let create = Call::CreateTask {
         role: 0,
@@ -128,20 +94,20 @@ async fn main() {
         minimum_reputation_score: None,
         required_optimizations: 0,
     };
-    ok(&client, &user, create).await;
+    ok(client, &user, create).await;
     let subscribe = Call::SubscribeNodeToTask {
         node: NodeSmallId(1),
         task: TaskSmallId(1),
         price_per_compute_unit: 1,
         max_num_compute_units: 1_000_000_000,
     };
-    ok(&client, &operator, subscribe).await;
+    ok(client, &operator, subscribe).await;
     let buy = Call::AcquireNewStack {
         task: TaskSmallId(1),
         num_compute_units: 1_000_000_000,
         max_price_per_compute_unit: 1,
     };
-    ok(&client, &user, buy).await;
+    ok(client, &user, buy).await;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
     let backend = backend::spawn(listener, BackendConfig::default()).expect("a backend");
@@ -151,8 +117,8 @@ async fn main() {
         ModelConfig { backend: backend.base_url(), backend_model: None, timeout_secs: 60 },
     );
     let agent_config = AgentConfig {
-        rpc: server.url(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        rpc: net.server.url(),
+        listen: loopback(),
         public_url: None,
         state_dir: dir.path().join("agent"),
         idle_settle_secs: 86_400,
@@ -162,7 +128,7 @@ async fn main() {
     let agent = atoma_agent::start(agent_config, vec![NodeKeys { node: 1, owner: operator, enclave: None }])
         .await
         .expect("the agent starts");
-    let chain_id = client.get_chain_info().await.expect("info").chain_id.0;
+    let chain_id = net.chain_id;
     let token = StackToken { chain_id, stack: 1, owner: user.address(), not_after_ms: now_ms() + 86_400_000 }
         .sign(&user);
 
@@ -205,11 +171,10 @@ async fn main() {
     println!("  backend directly: {direct_rps:.0} requests/s");
     println!("  through the agent: {agent_rps:.0} requests/s (x{:.2})", agent_rps / direct_rps);
 
+    let counters = agent.shared().store.counters().expect("the agent's counters");
+    let served = counters.iter().find(|(name, _)| name == "requests_served").map_or(0, |(_, n)| *n);
+    println!("the agent recorded {served} requests (one durable commit each)");
     agent.shutdown().await;
     drop(backend);
-    server.stop();
-    server.stopped().await;
-    chain.shutdown();
-    drop(chain);
-    let _ = tokio::task::spawn_blocking(move || task.join()).await;
+    net.stop().await;
 }

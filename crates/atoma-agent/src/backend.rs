@@ -512,7 +512,8 @@ fn embed(config: &BackendConfig, model: &str, text: &str, dimensions: usize) -> 
 }
 
 /// Server-sent events: each value as `data: <json>`, then `data: [DONE]`.
-fn sse(events: &[Value]) -> Response {
+/// Server-sent events: one `data:` line per event, then `data: [DONE]`.
+pub fn sse(events: &[Value]) -> Response {
     let mut text = String::new();
     for event in events {
         text.push_str("data: ");

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -365,14 +365,7 @@ fn stream(request: &Request, response: &Value) -> Response {
         events.push(json!({"id": id, "object": object, "created": created, "model": model, "choices": [],
             "usage": response.get("usage").cloned().unwrap_or(Value::Null)}));
     }
-    let mut text = String::new();
-    for event in &events {
-        text.push_str("data: ");
-        text.push_str(&event.to_string());
-        text.push_str("\n\n");
-    }
-    text.push_str("data: [DONE]\n\n");
-    ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], text).into_response()
+    crate::backend::sse(&events)
 }
 
 #[cfg(test)]

@@ -10,8 +10,9 @@
 //! - unauthorized, foreign and over-budget requests are refused by name and count nothing;
 //! - an agent stopped mid-stack and started again settles for what it served before.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -19,18 +20,11 @@ use atoma_agent::backend::{self, BackendConfig, RunningBackend};
 use atoma_agent::config::{AgentConfig, ModelConfig, NodeConfig};
 use atoma_agent::token::StackToken;
 use atoma_agent::{NodeKeys, RunningAgent};
-use atoma_api::{BadgeKindView, StackLookup};
-use atoma_client::Client;
-use atoma_contract::{
-    AdminOp, Call, EchelonId, EchelonParams, NodeSmallId, ObjectId, Parameter, StackSmallId, TOMA,
-    TaskSmallId,
-};
-use atoma_ledger::genesis::ADMIN_ALIAS;
-use atoma_ledger::keystore::KEYSTORE_FILE;
-use atoma_ledger::{Chain, ChainConfig, ChainHandle, ChainTask, Keystore};
-use atoma_rpc::{RpcConfig, RpcServerHandle, serve};
+use atoma_api::StackLookup;
+use atoma_contract::{AdminOp, Call, EchelonId, NodeSmallId, Parameter, StackSmallId, TOMA, TaskSmallId};
 use atoma_types::Keypair;
 use serde_json::{Value, json};
+use support::{Net, loopback, ok};
 
 const MODEL: &str = "m";
 const PRICE: u64 = 10;
@@ -38,76 +32,33 @@ const PRICE: u64 = 10;
 const USER: u64 = 5;
 const ORACLE: u64 = 4;
 
-struct Net {
-    chain: ChainHandle,
-    task: ChainTask,
-    server: RpcServerHandle,
-    client: Client,
-    chain_id: [u8; 32],
-}
-
 fn operator(node: u64) -> Keypair {
     Keypair::test_account(node - 1)
-}
-
-fn loopback() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
-async fn ok(client: &Client, key: &Keypair, call: Call) {
-    let result = client.sign_and_execute(key, call.clone()).await.unwrap_or_else(|e| panic!("{call:?}: {e}"));
-    assert!(result.is_success(), "{call:?}: {:?}", result.error);
 }
 
 /// A local network: model `m` with node 4 as its oracle; nodes 1–3 serve it; cross-validation
 /// always samples one attester. Task 1 (sampling consensus) is served by node 2 at the price and
 /// node 3 above it, so node 2 is selected and node 3 attests; task 2 the same with nodes 1 and 2.
 async fn start_net(dir: &Path) -> Net {
-    let mut config = ChainConfig::local(dir.join("chain"));
-    config.fresh = true;
-    config.genesis.accounts = 6;
-    let (chain, task) = Chain::open(config).expect("a chain");
-    let server = serve(chain.clone(), RpcConfig::listening_on(loopback())).await.expect("serves");
-    let client = Client::new(&server.url()).expect("a client");
-    let chain_id = client.get_chain_info().await.expect("info").chain_id.0;
-    let keystore = Keystore::load(&dir.join("chain").join(KEYSTORE_FILE)).expect("keystore");
-    let admin = keystore.keypair(ADMIN_ALIAS).expect("readable").expect("the admin key");
-    let badges = client.get_owned_badges(&admin.address()).await.expect("badges");
-    let badge: ObjectId = badges
-        .iter()
-        .find(|b| b.kind == BadgeKindView::AtomaManagerBadge)
-        .map(|b| b.id)
-        .expect("manager badge");
-    let admin_op = |op| Call::Admin { manager_badge: badge, op };
+    let net = Net::start(dir, 6).await;
+    let client = &net.client;
     let echelon = EchelonId(1);
-    let params = EchelonParams {
-        input_fee_per_token: 1,
-        output_fee_per_token: 1,
-        relative_performance: 1,
-        settlement_timeout_ms: 600_000,
-    };
-    ok(&client, &admin, admin_op(AdminOp::AddModel { name: MODEL.into(), modality: 0 })).await;
-    ok(&client, &admin, admin_op(AdminOp::AddModelEchelon { model_name: MODEL.into(), echelon, params }))
-        .await;
+    net.add_model(MODEL, 600_000).await;
     for (parameter, value) in [
         (Parameter::CrossValidationProbabilityPermille, 1_000),
         (Parameter::CrossValidationExtraNodesCount, 1),
     ] {
-        ok(&client, &admin, admin_op(AdminOp::SetParameter { parameter, value })).await;
+        net.admin(AdminOp::SetParameter { parameter, value }).await;
     }
     for node in 1..=4 {
         let key = operator(node);
-        ok(&client, &key, Call::RegisterNode { collateral: 1_000 * TOMA, supported_optimizations: 0 }).await;
-        ok(
-            &client,
-            &key,
-            Call::AddNodeToModel { node: NodeSmallId(node), model_name: MODEL.into(), echelon },
-        )
-        .await;
+        ok(client, &key, Call::RegisterNode { collateral: 1_000 * TOMA, supported_optimizations: 0 }).await;
+        ok(client, &key, Call::AddNodeToModel { node: NodeSmallId(node), model_name: MODEL.into(), echelon })
+            .await;
     }
     let oracle =
         AdminOp::AddModelEchelonOracleNode { model_name: MODEL.into(), echelon, node: NodeSmallId(ORACLE) };
-    ok(&client, &admin, admin_op(oracle)).await;
+    net.admin(oracle).await;
     let user = Keypair::test_account(USER);
     for (task, cheap, dear) in [(1, 2, 3), (2, 1, 2)] {
         let create = Call::CreateTask {
@@ -117,7 +68,7 @@ async fn start_net(dir: &Path) -> Net {
             minimum_reputation_score: None,
             required_optimizations: 0,
         };
-        ok(&client, &user, create).await;
+        ok(client, &user, create).await;
         for (node, price) in [(cheap, PRICE), (dear, PRICE * 10)] {
             let subscribe = Call::SubscribeNodeToTask {
                 node: NodeSmallId(node),
@@ -125,20 +76,10 @@ async fn start_net(dir: &Path) -> Net {
                 price_per_compute_unit: price,
                 max_num_compute_units: 1_000_000,
             };
-            ok(&client, &operator(node), subscribe).await;
+            ok(client, &operator(node), subscribe).await;
         }
     }
-    Net { chain, task, server, client, chain_id }
-}
-
-async fn stop_net(net: Net) {
-    let Net { chain, task, server, client, .. } = net;
-    drop(client);
-    server.stop();
-    server.stopped().await;
-    chain.shutdown();
-    drop(chain);
-    tokio::task::spawn_blocking(move || task.join()).await.expect("joins").expect("the chain stopped");
+    net
 }
 
 fn backend_for(variant: u64) -> RunningBackend {
@@ -328,7 +269,7 @@ async fn agents_serve_settle_attest_dispute_and_claim_by_themselves() {
         agent.shutdown().await;
     }
     drop(backends);
-    stop_net(net).await;
+    net.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,25 +312,7 @@ async fn an_agent_stopped_mid_stack_settles_what_it_served_after_a_restart() {
     agent.shutdown().await;
     attester.shutdown().await;
     drop(backends);
-    stop_net(net).await;
-}
-
-/// Reopens a stopped chain from its directory and serves it on `address` again (the port may
-/// take a moment to be free).
-async fn restart_net(dir: &Path, address: SocketAddr, chain_id: [u8; 32]) -> Net {
-    let mut config = ChainConfig::local(dir.join("chain"));
-    config.fresh = false;
-    let (chain, task) = Chain::open(config).expect("the chain reopens");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let server = loop {
-        match serve(chain.clone(), RpcConfig::listening_on(address)).await {
-            Ok(server) => break server,
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(e) => panic!("cannot serve on {address}: {e}"),
-        }
-    };
-    let client = Client::new(&server.url()).expect("a client");
-    Net { chain, task, server, client, chain_id }
+    net.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -439,10 +362,10 @@ async fn backend_failures_count_nothing_and_the_agent_outlives_a_chain_restart()
     let (status, answer, _) = post(&url, Some(&good), &chat("hello", 4)).await;
     assert_eq!(status, 200, "{answer}");
     let served = answer["usage"]["total_tokens"].as_u64().expect("usage");
-    let (address, chain_id) = (net.server.local_addr(), net.chain_id);
-    stop_net(net).await;
+    let address = net.server.local_addr();
+    net.stop().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let net = restart_net(dir.path(), address, chain_id).await;
+    let net = Net::restart(dir.path(), address).await;
     let events = closed(&net, stack).await;
     let claimed =
         events.iter().find(|e| e.event_name() == "StackSettlementTicketClaimedEvent").expect("claimed");
@@ -450,5 +373,5 @@ async fn backend_failures_count_nothing_and_the_agent_outlives_a_chain_restart()
     agent.shutdown().await;
     attester.shutdown().await;
     drop((fine, attester_backend));
-    stop_net(net).await;
+    net.stop().await;
 }

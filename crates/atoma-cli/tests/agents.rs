@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Network, atoma};
+use common::{Background, Network};
 use serde_json::Value;
 
 /// The Python with the `openai` package that `.ci/run` installs (`ATOMA_PYTHON`), when it is
@@ -85,39 +84,11 @@ fn the_agents_walkthrough_closes_the_loop_with_no_command_typed() {
     net.stop();
 }
 
-/// A background `atoma --json ARGS…` and the first line it printed.
-struct Process {
-    child: Child,
-    banner: Value,
-}
-
-impl Process {
-    fn start(net: &Network, args: &[&str]) -> Process {
-        let mut child = atoma()
-            .arg("--json")
-            .arg("--rpc")
-            .arg(&net.url)
-            .args(args)
-            .env("ATOMA_HOME", &net.home)
-            .env_remove("ATOMA_AS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("atoma runs");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a banner");
-        let banner =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("atoma {args:?} printed {line:?}: {e}"));
-        Process { child, banner }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A background `atoma --json --rpc <the network> ARGS…` with the network's home.
+fn background(net: &Network, args: &[&str]) -> Background {
+    let mut all = vec!["--rpc", net.url.as_str()];
+    all.extend_from_slice(args);
+    Background::start(&all, Some(&net.home))
 }
 
 fn agent_config(net: &Network, dir: &Path, name: &str, node: &str, backend: &str) -> String {
@@ -211,13 +182,13 @@ fn an_agent_killed_mid_stack_settles_what_it_served_after_a_restart() {
         tasks.push(task);
     }
 
-    let backend = Process::start(&net, &["backend", "--listen", "127.0.0.1:0"]);
+    let backend = background(&net, &["backend", "--listen", "127.0.0.1:0"]);
     let backend_url = backend.banner["baseUrl"].as_str().expect("a URL").to_string();
     let selected_config = agent_config(&net, dir.path(), "kill-node-a", &a, &backend_url);
     let attester_config = agent_config(&net, dir.path(), "kill-node-b", &b, &backend_url);
     let _attester =
-        Process::start(&net, &["agent", "run", "--config", &attester_config, "--idle-settle-secs", "1"]);
-    let selected = Process::start(&net, &["agent", "run", "--config", &selected_config]);
+        background(&net, &["agent", "run", "--config", &attester_config, "--idle-settle-secs", "1"]);
+    let selected = background(&net, &["agent", "run", "--config", &selected_config]);
     let url = selected.banner["url"].as_str().expect("a URL").to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{}", selected.banner);
 
@@ -256,7 +227,7 @@ fn an_agent_killed_mid_stack_settles_what_it_served_after_a_restart() {
     // SIGKILL: no shutdown, no flush. Every answered request must still be on record.
     drop(selected);
     let _restarted =
-        Process::start(&net, &["agent", "run", "--config", &selected_config, "--idle-settle-secs", "1"]);
+        background(&net, &["agent", "run", "--config", &selected_config, "--idle-settle-secs", "1"]);
     // A stack without security stays open to its owner's contest for a dispute window of epochs:
     // once it is settled, the local network's epoch is moved on, and the agent claims it.
     let plain = &served[0].0;

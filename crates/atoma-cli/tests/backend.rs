@@ -4,33 +4,25 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Stdio};
 
-use common::atoma;
+use common::{Background, atoma};
 use serde_json::{Value, json};
 
 struct Backend {
-    child: Child,
+    process: Background,
     address: String,
 }
 
 impl Backend {
     fn start(extra: &[&str]) -> Backend {
-        let mut child = atoma()
-            .args(["--json", "backend", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("atoma runs");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a banner");
-        let banner: Value = serde_json::from_str(&line).expect("a JSON banner");
-        let url = banner["baseUrl"].as_str().expect("baseUrl");
+        let mut args = vec!["backend", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let process = Background::start(&args, None);
+        let url = process.banner["baseUrl"].as_str().expect("baseUrl");
         let address = url.trim_start_matches("http://").trim_end_matches("/v1").to_string();
-        Backend { child, address }
+        Backend { process, address }
     }
 
     /// POSTs `body` to `path` (HTTP/1.1, the connection closed after) and returns the status
@@ -50,13 +42,6 @@ impl Backend {
         let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status");
         let json = answer.split("\r\n\r\n").nth(1).expect("a body");
         (status, serde_json::from_str(json).expect("JSON"))
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -84,8 +69,9 @@ fn atoma_backend_refuses_an_unknown_model_and_stops_on_sigterm() {
     let (status, error) = backend.post("/v1/chat/completions", &chat());
     assert_eq!(status, 404);
     assert_eq!(error["error"]["code"], "model_not_found");
-    let _ = std::process::Command::new("kill").arg("-TERM").arg(backend.child.id().to_string()).status();
-    let status = backend.child.wait().expect("exits");
+    let _ =
+        std::process::Command::new("kill").arg("-TERM").arg(backend.process.child.id().to_string()).status();
+    let status = backend.process.child.wait().expect("exits");
     assert!(status.success(), "{status}");
 }
 

@@ -203,3 +203,33 @@ pub fn walkthrough_can_run() -> bool {
     eprintln!("skipped: examples/walkthrough.sh needs bash and jq (apt-get install jq)");
     false
 }
+
+/// A background `atoma --json ARGS…` (with `home` as `$ATOMA_HOME` when given) and the first
+/// line it printed, its banner; killed when dropped.
+pub struct Background {
+    pub child: Child,
+    pub banner: Value,
+}
+
+impl Background {
+    pub fn start(args: &[&str], home: Option<&Path>) -> Background {
+        let mut command = atoma();
+        command.arg("--json").args(args).env_remove("ATOMA_AS").stdin(Stdio::null());
+        if let Some(home) = home {
+            command.env("ATOMA_HOME", home);
+        }
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("atoma runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("a banner");
+        let banner =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("atoma {args:?} printed {line:?}: {e}"));
+        Background { child, banner }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
