@@ -201,6 +201,16 @@ impl Shared {
         Ok(result)
     }
 
+    /// Settles every recorded transaction (as [`Shared::send`] does first), so that the records
+    /// say what the chain did before the worker decides what to send.
+    ///
+    /// # Errors
+    /// The chain's error, for the first one that cannot be settled now.
+    pub async fn settle_recorded(&self) -> Result<(), ClientError> {
+        let _turn = self.sending.lock().await;
+        self.settle_sent().await
+    }
+
     /// Finds out what became of every recorded transaction: looked up by digest, sent again
     /// unchanged when the chain does not have it (its nonce makes a second copy impossible).
     ///

@@ -211,6 +211,9 @@ impl From<ClientError> for Trouble {
 }
 
 async fn tick(shared: &Arc<Shared>) -> Result<(), Trouble> {
+    // A transaction sent before a crash or a lost connection is accounted for first: a stack
+    // whose settlement landed is settled, not settled again.
+    shared.settle_recorded().await?;
     let epoch = shared.client.get_chain_info().await?.epoch;
     let mut claims: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for (stack, record) in shared.store.stacks()? {

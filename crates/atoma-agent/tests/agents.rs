@@ -375,3 +375,43 @@ async fn backend_failures_count_nothing_and_the_agent_outlives_a_chain_restart()
     drop((fine, attester_backend));
     net.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_recorded_before_a_crash_are_sent_once() {
+    use atoma_agent::records::{Purpose, Sent};
+    use atoma_agent::store::AgentStore;
+
+    let dir = tempfile::tempdir().expect("a dir");
+    let net = start_net(dir.path()).await;
+    let backend = backend_for(0);
+    let config = agent_config(&net, dir.path(), 1, &backend, 1);
+    let key = operator(1);
+    let nonce = net.client.get_nonce(&key.address()).await.expect("a nonce");
+    let endpoint = |url: &str| Call::SetNodeEndpoint { node: NodeSmallId(1), url: url.into() };
+    // The agent recorded two transactions and crashed: the first had reached the chain, the
+    // second had not.
+    let landed = key.sign_call(net.chain_id, nonce, endpoint("http://landed.example"));
+    let lost = key.sign_call(net.chain_id, nonce + 1, endpoint("http://lost.example"));
+    assert!(net.client.execute_transaction(&landed).await.expect("executed").is_success());
+    {
+        std::fs::create_dir_all(&config.state_dir).expect("a state dir");
+        let store = AgentStore::open(&config.state_dir.join("agent.redb")).expect("opens");
+        store.create_records().expect("tables");
+        for signed in [&landed, &lost] {
+            let sent = Sent { purpose: Purpose::Endpoint { node: 1 }, tx: signed.to_bytes() };
+            store.put_sent(&signed.digest().0, &sent).expect("recorded");
+        }
+    }
+    let agent = start_agent(config, 1).await;
+    // Start-up settles them before announcing its own endpoint.
+    assert!(agent.shared().store.sent().expect("reads").is_empty());
+    assert!(net.client.get_transaction(&lost.digest()).await.expect("the lost one was sent").is_success());
+    let filter = atoma_types::EventFilter::EventType("NodeEndpointSetEvent".into());
+    let events = net.client.query_events(&filter, None, Some(50), false).await.expect("events").data;
+    let urls: Vec<&str> = events.iter().filter_map(|e| e.parsed_json["url"].as_str()).collect();
+    let own = agent.url();
+    assert_eq!(urls, ["http://landed.example", "http://lost.example", own.as_str()], "each once, in order");
+    agent.shutdown().await;
+    drop(backend);
+    net.stop().await;
+}

@@ -71,7 +71,9 @@ cargo run --release -- events --follow
   document). Any other failure exits with status 1 and prints `NAME (CODE): message` on stderr,
   or with `--json`
   `{"error": {"name": "ETaskNotFound", "code": 312012017, "message": "no task has this id"}}` on
-  stdout. Numbers: contract errors `312012000 + n`, ledger errors `312013000 + n`, the RPC's own
+  stdout. A transaction the contract refused is still stored on chain (its nonce is used): the
+  error then also names its digest — a second line `the failed transaction is stored: atoma tx
+  DIGEST`, or `"digest"` in the JSON error — and `atoma tx DIGEST` shows it. Numbers: contract errors `312012000 + n`, ledger errors `312013000 + n`, the RPC's own
   errors (not found, subscription over HTTP, request body timeout) `312014000 + n`, and the CLI's
   own `312015000 + n`:
 

@@ -121,6 +121,9 @@ pub struct CliError {
     pub code: u64,
     /// A sentence for humans.
     pub message: String,
+    /// The digest of the transaction the chain stored as failed, when the failure is one: the
+    /// nonce was used and `atoma tx DIGEST` shows it.
+    pub digest: Option<String>,
 }
 
 /// What every command returns on failure.
@@ -129,7 +132,7 @@ pub type CliResult<T> = Result<T, CliError>;
 impl CliError {
     /// A failure of the CLI itself.
     pub fn new(kind: CliErrorKind, message: impl Into<String>) -> Self {
-        CliError { name: kind.name().to_string(), code: kind.code(), message: message.into() }
+        CliError { name: kind.name().to_string(), code: kind.code(), message: message.into(), digest: None }
     }
 
     /// A malformed argument.
@@ -149,20 +152,35 @@ impl CliError {
         )
     }
 
-    /// `ETaskNotFound (312012017): no task has this id`.
+    /// `ETaskNotFound (312012017): no task has this id`, and for a transaction the chain stored
+    /// as failed a second line with its digest.
     pub fn human(&self) -> String {
-        format!("{} ({}): {}", self.name, self.code, self.message)
+        let line = format!("{} ({}): {}", self.name, self.code, self.message);
+        match &self.digest {
+            Some(digest) => format!("{line}\n  the failed transaction is stored: atoma tx {digest}"),
+            None => line,
+        }
     }
 
-    /// `{"error": {"name": …, "code": …, "message": …}}`.
+    /// `{"error": {"name": …, "code": …, "message": …}}`, with `"digest"` for a transaction
+    /// the chain stored as failed.
     pub fn to_json(&self) -> Value {
-        json!({"error": {"name": self.name, "code": self.code, "message": self.message}})
+        let mut error = json!({"name": self.name, "code": self.code, "message": self.message});
+        if let Some(digest) = &self.digest {
+            error["digest"] = json!(digest);
+        }
+        json!({ "error": error })
+    }
+
+    /// The same failure, naming the stored transaction it was.
+    pub fn with_digest(self, digest: impl Into<String>) -> Self {
+        CliError { digest: Some(digest.into()), ..self }
     }
 }
 
 impl From<ErrorView> for CliError {
     fn from(view: ErrorView) -> Self {
-        CliError { name: view.name, code: view.code, message: view.message }
+        CliError { name: view.name, code: view.code, message: view.message, digest: None }
     }
 }
 
@@ -176,7 +194,7 @@ impl From<LedgerError> for CliError {
     fn from(e: LedgerError) -> Self {
         let text = e.to_string();
         let message = text.strip_prefix(e.name()).map_or(text.as_str(), |m| m.trim_start_matches(": "));
-        CliError { name: e.name().to_string(), code: e.code(), message: message.to_string() }
+        CliError { name: e.name().to_string(), code: e.code(), message: message.to_string(), digest: None }
     }
 }
 

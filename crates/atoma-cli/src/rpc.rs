@@ -82,9 +82,11 @@ fn succeeded(result: TransactionResult) -> CliResult<TransactionResult> {
     if result.is_success() {
         return Ok(result);
     }
-    Err(result.error.map(CliError::from).unwrap_or_else(|| {
-        CliError::new(CliErrorKind::ERpc, format!("transaction {} failed without an error", result.digest))
-    }))
+    let digest = result.digest.to_string();
+    let error = result.error.map(CliError::from).unwrap_or_else(|| {
+        CliError::new(CliErrorKind::ERpc, format!("transaction {digest} failed without an error"))
+    });
+    Err(error.with_digest(digest))
 }
 
 /// Whether a transport failure means nothing listens at the URL.

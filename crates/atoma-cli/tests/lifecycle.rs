@@ -259,6 +259,18 @@ fn failures_are_named(net: &Network, node: &str) {
     // Executed and refused by the contract: account-4 does not own the node's badge.
     let e = net.fails(&["--as", "account-4", "node", "withdraw-fees", node]);
     assert_eq!((e["name"].as_str(), e["code"].as_u64()), (Some("ENotAuthorized"), Some(312_012_002)));
+    // The refused transaction is on chain, and the error says where.
+    let digest = e["digest"].as_str().expect("the failed transaction's digest");
+    let stored = net.json(&["tx", digest]);
+    assert_eq!(
+        (stored["status"].as_str(), stored["error"]["name"].as_str()),
+        (Some("failure"), Some("ENotAuthorized"))
+    );
+    let human = net.run(&["--as", "account-4", "node", "withdraw-fees", node]);
+    let stderr = String::from_utf8_lossy(&human.stderr);
+    assert!(stderr.contains("the failed transaction is stored: atoma tx "), "{stderr}");
+    // A refusal before anything is sent names no transaction.
+    assert!(net.fails(&["task", "show", "99"]).get("digest").is_none());
     let e = net.fails(&["--as", "account-4", "admin", "rotate-keys"]);
     assert_eq!(e["name"], "ENoManagerBadge");
     let e = net.fails(&["--as", "nobody", "balance"]);

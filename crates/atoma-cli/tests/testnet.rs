@@ -203,6 +203,9 @@ fn a_validator_set_survives_kills_catches_up_and_agrees() {
     assert_eq!((set["maxFaulty"].as_u64(), set["index"].as_u64()), (Some(1), Some(0)));
     assert!(set["leader"].as_u64().is_some_and(|l| l < 4), "{set}");
     assert!(set["view"].as_str().and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v > 0), "{set}");
+    // Each validator hears the others on its own schedule (a heartbeat a second): wait until
+    // validator 2 hears all three before reading its text.
+    wait_for_peers(&net, 2, &[0, 1, 3]);
     let text = atoma().args(["--rpc", &net.urls[2], "status"]).env("ATOMA_HOME", &net.home).output();
     let text = String::from_utf8_lossy(&text.expect("atoma runs").stdout).into_owned();
     assert!(text.contains("4 (simplex, tolerates 1 faulty); this is validator 2"), "{text}");
@@ -253,27 +256,28 @@ fn a_validator_set_survives_kills_catches_up_and_agrees() {
 }
 
 #[test]
-fn the_walkthrough_script_runs_on_a_testnet() {
+fn the_walkthrough_scripts_run_on_a_testnet() {
     if !common::walkthrough_can_run() {
         return;
     }
     let home = tempfile::tempdir().expect("a temp dir");
     let net = Testnet::create(home.path(), 4);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/walkthrough.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .env("ATOMA", env!("CARGO_BIN_EXE_atoma"))
-        .env("ATOMA_RPC", &net.urls[1])
-        .env("ATOMA_HOME", &net.home)
-        .env_remove("ATOMA_AS")
-        .stdin(Stdio::null())
-        .output()
-        .expect("bash runs");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The step-by-step walkthrough, and the agents' (three agents following validator 1).
+    for name in ["walkthrough.sh", "agents.sh"] {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name);
+        let out = Command::new("bash")
+            .arg(&script)
+            .env("ATOMA", env!("CARGO_BIN_EXE_atoma"))
+            .env("ATOMA_RPC", &net.urls[1])
+            .env("ATOMA_HOME", &net.home)
+            .env_remove("ATOMA_AS")
+            .env_remove("ATOMA_PYTHON")
+            .stdin(Stdio::null())
+            .output()
+            .expect("bash runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("StackSettlementTicketClaimedEvent"), "{name}: {stdout}");
+    }
     assert_eq!(net.cli(2, &["audit"])["holds"], true);
 }

@@ -3,7 +3,7 @@
 //! JSON-RPC response (never -32603, the internal error that means a bug), no thread of the
 //! process panics, the server keeps answering, and supply is still conserved afterwards.
 //!
-//! The `#[ignore]`d tests at the end reproduce what the fuzzers found; the lead decides the fix.
+//! The tests at the end hold the fixes of what the fuzzers found (docs/RELIABILITY.md).
 
 mod common;
 
