@@ -249,6 +249,19 @@ fn a_validator_set_survives_kills_catches_up_and_agrees() {
             assert!(digests.windows(2).all(|w| w[0] == w[1]), "block {h} differs: {digests:?}");
         }
         assert!(top > stalled);
+        // With no transaction in flight, all four settle on one tip and one state.
+        let mut states = Vec::new();
+        for i in 0..4 {
+            states.push(net.client(i).get_state_digest().await.expect("a state digest"));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while states.windows(2).any(|w| w[0] != w[1]) {
+            assert!(Instant::now() < deadline, "the validators' states differ: {states:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            for (i, state) in states.iter_mut().enumerate() {
+                *state = net.client(i).get_state_digest().await.expect("a state digest");
+            }
+        }
     });
     for i in 0..4 {
         assert_eq!(net.cli(i, &["audit"])["holds"], true, "the audit holds on validator {i}");

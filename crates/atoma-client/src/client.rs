@@ -24,8 +24,8 @@ use core::fmt;
 use std::time::Duration;
 
 use atoma_api::rpc::{
-    BalanceView, BlockView, ChainInfoView, DryRunResult, EventPage, NonceView, SUBSCRIBE_EVENTS, TaskPage,
-    TransactionResult, UNSUBSCRIBE_EVENTS, filter_to_json,
+    BalanceView, BlockView, ChainInfoView, DryRunResult, EventPage, NonceView, SUBSCRIBE_EVENTS,
+    StateDigestView, TaskPage, TransactionResult, UNSUBSCRIBE_EVENTS, filter_to_json,
 };
 use atoma_api::{
     AuditView, BadgeView, DbView, EventId, ModelView, NodeView, StackLookup, TaskView, TicketView,
@@ -281,6 +281,15 @@ impl Client {
     /// Transport and decode errors.
     pub async fn get_owned_badges(&self, owner: &Address) -> Result<Vec<BadgeView>, ClientError> {
         self.call("atoma_getOwnedBadges", vec![address_param(owner)]).await
+    }
+
+    /// `atoma_getStateDigest`: the digest of the whole state after the tip, with the tip's
+    /// height and block digest.
+    ///
+    /// # Errors
+    /// Transport and decode errors.
+    pub async fn get_state_digest(&self) -> Result<StateDigestView, ClientError> {
+        self.call("atoma_getStateDigest", vec![]).await
     }
 
     /// `atoma_audit`: every term of the supply and whether they add up.

@@ -164,6 +164,7 @@ async fn main() -> Result<()> {
     show(addr, "atoma_getStack", json!([{"inner": "1"}])).await?;
     show(addr, "atoma_getModel", json!(["llama-3"])).await?;
     show(addr, "atoma_audit", json!([])).await?;
+    show(addr, "atoma_getStateDigest", json!([])).await?;
     let page = show(addr, "atoma_queryEvents", json!([{"Stack": "1"}, null, 2, false])).await?;
     show(addr, "atoma_queryEvents", json!([{"Stack": "1"}, page["result"]["nextCursor"], 2, false])).await?;
     show(addr, "atoma_queryEvents", json!({"filter": "All", "limit": 1, "descending": true})).await?;

@@ -35,7 +35,7 @@ type Handler = fn(&Context, &Args) -> Result<Value, RpcError>;
 /// Every method, registered on one module.
 pub(crate) fn module(context: Context) -> Result<RpcModule<Context>, RegisterMethodError> {
     let mut m = RpcModule::new(context);
-    let reads: [(&'static str, &'static [&'static str], Handler); 17] = [
+    let reads: [(&'static str, &'static [&'static str], Handler); 18] = [
         ("atoma_dryRunTransaction", &["txBytes", "signature"], dry_run),
         ("atoma_getTransaction", &["digest"], get_transaction),
         ("atoma_getChainInfo", &[], |c, _| to_json(&chain_info(&c.node.chain_info()))),
@@ -52,6 +52,7 @@ pub(crate) fn module(context: Context) -> Result<RpcModule<Context>, RegisterMet
         ("atoma_getModel", &["name"], get_model),
         ("atoma_getOwnedBadges", &["owner"], get_owned_badges),
         ("atoma_audit", &[], |c, _| to_json(&c.node.ledger().with_state(AuditView::new))),
+        ("atoma_getStateDigest", &[], |c, _| to_json(&c.node.ledger().with_chain_state(state_digest))),
         ("atoma_queryEvents", &["filter", "cursor", "limit", "descending"], query_events),
     ];
     for (name, params, handler) in reads {
@@ -360,6 +361,15 @@ fn query_events(c: &Context, args: &Args) -> Result<Value, RpcError> {
         next_cursor: page.next_cursor.map(|id| EventIdJson::new(&id.tx_digest.0, id.event_seq)),
         has_next_page: page.has_next_page,
     })
+}
+
+/// The state's digest with the block it follows, read under one lock.
+fn state_digest(state: &atoma_ledger::state::ChainState) -> atoma_api::rpc::StateDigestView {
+    atoma_api::rpc::StateDigestView {
+        height: state.ledger.height,
+        block_digest: state.ledger.block_digest,
+        state_digest: state.digest(),
+    }
 }
 
 #[cfg(test)]

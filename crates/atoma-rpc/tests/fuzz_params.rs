@@ -38,6 +38,7 @@ const METHODS: &[(&str, &[&str])] = &[
     ("atoma_getModel", &["name"]),
     ("atoma_getOwnedBadges", &["owner"]),
     ("atoma_audit", &[]),
+    ("atoma_getStateDigest", &[]),
     ("atoma_queryEvents", &["filter", "cursor", "limit", "descending"]),
     ("atoma_subscribeEvents", &["filter"]),
     ("atoma_unsubscribeEvents", &["subscription"]),

@@ -23,8 +23,16 @@ async fn a_whole_lifecycle_through_the_client_and_every_query() {
     let mut one_stack = c.subscribe_events(&EventFilter::Stack(STACK)).await.expect("subscribes");
     let user_before = c.get_balance(&user().address()).await.expect("balance");
     assert_eq!(user_before, 10_000 * TOMA);
+    // The state digest names the block it follows, stays put while no block comes, and moves
+    // with every block.
+    let before = c.get_state_digest().await.expect("a state digest");
+    assert_eq!((before.height, before.block_digest), (info.height, info.latest_block_digest));
+    assert_eq!(c.get_state_digest().await.expect("again"), before);
 
     let ran = run_lifecycle(&net).await;
+    let after = c.get_state_digest().await.expect("a state digest");
+    assert!(after.height > before.height);
+    assert_ne!(after.state_digest, before.state_digest);
 
     // Transactions: results carry digests, blocks, events; a contract refusal is a result.
     assert_eq!(ran.early_claim.status, ExecutionStatus::Failure);

@@ -14,8 +14,8 @@ mod types;
 pub use crate::wire::u64_of;
 pub use types::{
     BalanceView, BlockView, ChainInfoView, ConsensusView, DryRunResult, EventPage, ExecutionStatus,
-    HealthView, NonceView, PeerView, TaskPage, TransactionData, TransactionResult, filter_from_json,
-    filter_to_json, small_id_of,
+    HealthView, NonceView, PeerView, StateDigestView, TaskPage, TransactionData, TransactionResult,
+    filter_from_json, filter_to_json, small_id_of,
 };
 
 /// The subscribe method, which is also the notifications' `method`: `[filter]`, answers a

@@ -196,6 +196,23 @@ pub struct ChainInfoView {
     pub consensus: Option<ConsensusView>,
 }
 
+/// `atoma_getStateDigest`: the digest of the whole state (SPEC §12) after a block, the height
+/// and block it follows. Two validators that executed the same blocks answer the same digest at
+/// the same height.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateDigestView {
+    /// The block the state follows.
+    #[serde(with = "u64_str")]
+    pub height: u64,
+    /// That block's digest (base58).
+    #[serde(with = "text")]
+    pub block_digest: Digest,
+    /// The combined digest of the contract's and the ledger's state after it (base58).
+    #[serde(with = "text")]
+    pub state_digest: Digest,
+}
+
 /// A validator set as the validator answering sees it (`atoma_getChainInfo`'s `consensus`).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -100,6 +100,7 @@ async fn status(ctx: &mut Ctx) -> CliResult<Report> {
     let rpc = ctx.rpc()?;
     let info = rpc.check(rpc.client().get_chain_info().await)?;
     let db = rpc.check(rpc.client().get_db().await)?;
+    let state = rpc.check(rpc.client().get_state_digest().await)?;
     let signer_balance = match &signer {
         Some(s) => Some(rpc.check(rpc.client().get_balance(&s.key.address()).await)?),
         None => None,
@@ -109,7 +110,8 @@ async fn status(ctx: &mut Ctx) -> CliResult<Report> {
         json!({"alias": s.alias, "address": s.key.address().to_string(),
                "balance": signer_balance.unwrap_or_default().to_string()})
     });
-    let json = json!({"rpcUrl": url, "chain": render::to_json(&info), "db": render::to_json(&db), "signer": signer_json});
+    let json = json!({"rpcUrl": url, "chain": render::to_json(&info), "db": render::to_json(&db),
+                      "state": render::to_json(&state), "signer": signer_json});
     let signer_text = match (&signer, signer_balance) {
         (Some(s), Some(b)) => {
             format!("{} ({}), {}", s.alias, short_id(&s.key.address().to_string()), toma(u128::from(b)))
@@ -126,6 +128,7 @@ async fn status(ctx: &mut Ctx) -> CliResult<Report> {
     }
     rows.extend([
         ("height", info.height.to_string()),
+        ("state digest", format!("{} (after block {})", state.state_digest, state.height)),
         ("epoch", format!("{} (epochs last {} ms)", info.epoch, info.epoch_duration_ms)),
         ("nodes", db.next_node_small_id.saturating_sub(1).to_string()),
         ("tasks", db.next_task_small_id.saturating_sub(1).to_string()),
