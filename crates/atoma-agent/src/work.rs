@@ -217,6 +217,10 @@ async fn tick(shared: &Arc<Shared>) -> Result<(), Trouble> {
     let epoch = shared.client.get_chain_info().await?.epoch;
     let mut claims: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for (stack, record) in shared.store.stacks()? {
+        // A node dropped from the configuration since the stack was recorded is left alone.
+        if !shared.ours(record.node) {
+            continue;
+        }
         match record.phase {
             Phase::Serving => {
                 if due_for_settlement(shared, stack, &record, epoch).await? {
@@ -386,7 +390,8 @@ async fn rerun(
         .await?
         .endpoint
         .ok_or_else(|| unavailable(format!("node {selected} announced no endpoint")))?;
-    let keys = &shared.nodes[&node];
+    let keys =
+        shared.nodes.get(&node).ok_or_else(|| unavailable(format!("node {node} is not operated here")))?;
     let request = TranscriptRequest {
         chain_id: shared.chain_id,
         stack,
@@ -440,6 +445,10 @@ async fn rerun(
 
 /// Attests a stack as `node`, while the window is open and the attestation is not in.
 async fn attest(shared: &Shared, stack: u64, node: u64, epoch: u64) -> Result<(), Trouble> {
+    if !shared.ours(node) {
+        tracing::warn!(stack, node, "an attestation job for a node no longer operated here; dropped");
+        return Ok(shared.store.finish_attestation(stack, node, None)?);
+    }
     let view = match shared.client.get_stack(StackSmallId(stack)).await? {
         StackLookup::Open(view) => view,
         StackLookup::Closed(_) => return Ok(shared.store.finish_attestation(stack, node, None)?),
