@@ -133,7 +133,9 @@ async fn stalled_bodies_cannot_buffer_more_than_the_budget() {
     let mut rpc = loopback_rpc();
     rpc.max_request_body_bytes = 4096;
     rpc.max_buffered_body_bytes = 10_000;
-    rpc.request_body_timeout = Duration::from_secs(2);
+    // Long enough that the stalled bodies still hold their reservations while the third is
+    // tried, even on a loaded machine (2 s was missed once in CI).
+    rpc.request_body_timeout = Duration::from_secs(8);
     let (net, _dir) = start(rpc, None).await;
     let call = json!({"jsonrpc": "2.0", "id": 7, "method": "atoma_getChainInfo", "params": []}).to_string();
     // A call padded with spaces to 4,000 bytes: valid JSON, and 40% of the budget.
