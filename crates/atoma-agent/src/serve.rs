@@ -181,7 +181,7 @@ async fn serve(
     let backend = &shared.config.models[&request.model];
     // Reserve under the lock that settling takes too: no request starts on a stack that is
     // settling, and no settlement starts while a request is in flight.
-    let (reservation, max_tokens) = {
+    let (hold, max_tokens) = {
         let mut reserved = lock(&shared.reserved);
         let current = shared.store.stack(stack).map_err(|e| store_failed(&e))?.unwrap_or(record);
         if current.phase != Phase::Serving {
@@ -203,13 +203,16 @@ async fn serve(
                 ),
             ));
         };
-        reserved.insert(stack, held + reservation);
-        (reservation, max_tokens)
+        // Even a request that reserves no unit (an empty embedding input) is held: a
+        // settlement must not start while it is in flight.
+        let hold = reservation.max(1);
+        reserved.insert(stack, held + hold);
+        (hold, max_tokens)
     };
     let release = |shared: &Shared| {
         let mut reserved = lock(&shared.reserved);
         if let Some(held) = reserved.get_mut(&stack) {
-            *held = held.saturating_sub(reservation);
+            *held = held.saturating_sub(hold);
             if *held == 0 {
                 reserved.remove(&stack);
             }
