@@ -6,7 +6,6 @@
 //! stack's unit count move in one transaction ([`AgentStore::record_exchange`]); a transaction is
 //! recorded before it is sent ([`AgentStore::put_sent`]) and forgotten once its outcome is known.
 
-use atoma_contract::Address;
 use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -54,8 +53,6 @@ impl Phase {
 pub struct StackRecord {
     /// The selected node (ours).
     pub node: u64,
-    /// The owner when the stack was bought.
-    pub owner: Address,
     /// The stack's task.
     pub task: u64,
     /// Units bought.
@@ -394,7 +391,6 @@ mod tests {
     fn record() -> StackRecord {
         StackRecord {
             node: 1,
-            owner: Address([7; 32]),
             task: 2,
             units: 100,
             used: 0,

@@ -132,10 +132,11 @@ async fn discover(shared: &Shared, stack: u64) -> Result<StackRecord, ApiError> 
     if !shared.ours(view.selected_node.0) {
         return Err(not_here());
     }
-    let Some(owner) = view.owner else { return Err(not_here()) };
+    if view.owner.is_none() {
+        return Err(not_here());
+    }
     let fresh = StackRecord {
         node: view.selected_node.0,
-        owner,
         task: view.task_small_id.0,
         units: view.num_compute_units,
         used: 0,

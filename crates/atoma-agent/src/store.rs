@@ -1,7 +1,7 @@
 //! The agent's own durable state: one redb file (docs/AGENT.md §1).
 //!
-//! So far it holds the event cursor — the id of the last event the agent acted on. An action and
-//! the cursor that led to it are written in one transaction ([`AgentStore::act`]), so after a
+//! This module holds the event cursor — the id of the last event the agent acted on — and
+//! [`crate::records`] the agent's other tables. An action and the cursor that led to it are written in one transaction ([`AgentStore::act`]), so after a
 //! crash either both happened or neither did: no event is missed, none is acted on twice.
 
 use std::path::Path;

@@ -13,7 +13,7 @@ use atoma_api::{EventEnvelope, StackLookup, TicketStatusView};
 use atoma_client::ClientError;
 use atoma_contract::commitment::{party_commitment, settlement_commitment};
 use atoma_contract::enums::SecurityLevel;
-use atoma_contract::{Address, Call, NodeSmallId, StackSmallId};
+use atoma_contract::{Call, NodeSmallId, StackSmallId};
 use redb::WriteTransaction;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -65,12 +65,11 @@ impl EventHandler {
         let ours = |node: Option<u64>| node.is_some_and(|n| self.shared.ours(n));
         match event.event_name() {
             "StackCreatedEvent" if ours(small(json, "selected_node")) => {
-                let (Some(stack), Some(node), Some(task), Some(units), Some(owner)) = (
+                let (Some(stack), Some(node), Some(task), Some(units)) = (
                     small(json, "small_id"),
                     small(json, "selected_node"),
                     small(json, "task_small_id"),
                     number(json, "num_compute_units"),
-                    json.get("owner").and_then(Value::as_str).and_then(|o| o.parse::<Address>().ok()),
                 ) else {
                     return Ok(());
                 };
@@ -78,7 +77,6 @@ impl EventHandler {
                     tracing::info!(stack, node, units, "a stack was sampled to our node");
                     let record = StackRecord {
                         node,
-                        owner,
                         task,
                         units,
                         used: 0,
