@@ -60,7 +60,7 @@ done
 
 step "The admin adds $MODEL and has every sampling-consensus settlement cross-validated by one attester"
 atoma admin add-model "$MODEL" --modality text-to-text
-atoma admin add-echelon "$MODEL" 1 --input-fee 1000 --output-fee 2000 --performance 100 --timeout-ms 60000
+atoma admin add-echelon "$MODEL" 1 --input-fee 1000 --output-fee 2000 --performance 100 --timeout-ms 3000
 CONFIG=$(json status | jq .db.config)
 for param in cross_validation_probability_permille cross_validation_extra_nodes_count; do
   RESTORE+=("$param $(jq -r ".$param" <<<"$CONFIG")")

@@ -28,7 +28,7 @@ done
 
 step "The admin adds $MODEL with echelon 1"
 atoma admin add-model "$MODEL" --modality text-to-text
-atoma admin add-echelon "$MODEL" 1 --input-fee 1000 --output-fee 2000 --performance 100 --timeout-ms 60000
+atoma admin add-echelon "$MODEL" 1 --input-fee 1000 --output-fee 2000 --performance 100 --timeout-ms 3000
 
 step "Two operators register nodes (1,000 TOMA collateral each) and serve the model"
 NODE_A=$(json --as wt-node-a node register | jq -r .created.node)
@@ -58,9 +58,9 @@ cat >"$OUTPUTS" <<'JSON'
 JSON
 atoma --as "$OPERATOR" node settle "$NODE" "$STACK" --units 6400 --outputs "$OUTPUTS"
 
-step "The epoch advances past the dispute window; the node claims"
+step "The epoch advances; once the echelon's 3-second settlement timeout has also passed, the dispute window is closed and the node claims"
 atoma epoch advance
-REFUND=$(json --as "$OPERATOR" node claim "$NODE" "$STACK" | jq -r .created.userRefund)
+REFUND=$(json --as "$OPERATOR" node claim "$NODE" "$STACK" --wait | jq -r .created.userRefund)
 
 step "Events of stack $STACK"
 atoma events --stack "$STACK"

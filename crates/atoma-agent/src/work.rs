@@ -212,7 +212,8 @@ async fn tick(shared: &Arc<Shared>) -> Result<(), Trouble> {
     // A transaction sent before a crash or a lost connection is accounted for first: a stack
     // whose settlement landed is settled, not settled again.
     shared.settle_recorded().await?;
-    let epoch = shared.client.get_chain_info().await?.epoch;
+    let info = shared.client.get_chain_info().await?;
+    let (epoch, chain_ms) = (info.epoch, info.timestamp_ms);
     let mut claims: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for (stack, record) in shared.store.stacks()? {
         // A node dropped from the configuration since the stack was recorded is left alone.
@@ -227,7 +228,7 @@ async fn tick(shared: &Arc<Shared>) -> Result<(), Trouble> {
             }
             Phase::Settling => settle(shared, stack).await?,
             Phase::Settled => {
-                if claimable(shared, stack, epoch).await? {
+                if claimable(shared, stack, epoch, chain_ms).await? {
                     claims.entry(record.node).or_default().push(stack);
                 }
             }
@@ -244,7 +245,7 @@ async fn tick(shared: &Arc<Shared>) -> Result<(), Trouble> {
         }
     }
     for (stack, node) in shared.store.attestation_jobs()? {
-        if let Err(error) = attest(shared, stack, node, epoch).await {
+        if let Err(error) = attest(shared, stack, node, epoch, chain_ms).await {
             match error {
                 Trouble::Store(e) => return Err(Trouble::Store(e)),
                 Trouble::Chain(e) => tracing::info!(stack, node, error = %e, "attestation not done yet"),
@@ -354,8 +355,11 @@ fn close(shared: &Shared, stack: u64, why: &str) -> Result<(), crate::store::Sto
     })
 }
 
-/// Whether a settled stack's ticket can be claimed now; a stack that closed is recorded so.
-async fn claimable(shared: &Shared, stack: u64, epoch: u64) -> Result<bool, Trouble> {
+/// Whether a settled stack's ticket can be claimed in the next block, judged by the last block's
+/// epoch and by the later of its timestamp and our clock (the next block is no earlier than
+/// either, clocks agreeing); a stack that closed is recorded so. A claim sent a little early is
+/// refused and sent again at a later tick.
+async fn claimable(shared: &Shared, stack: u64, epoch: u64, chain_ms: u64) -> Result<bool, Trouble> {
     let view = match shared.client.get_stack(StackSmallId(stack)).await? {
         StackLookup::Open(view) => view,
         StackLookup::Closed(_) => {
@@ -363,12 +367,8 @@ async fn claimable(shared: &Shared, stack: u64, epoch: u64) -> Result<bool, Trou
             return Ok(false);
         }
     };
-    let Some(ticket) = view.settlement_ticket else { return Ok(false) };
-    Ok(match ticket.status {
-        TicketStatusView::Confirmed => true,
-        TicketStatusView::Pending => epoch >= ticket.dispute_settled_at_epoch,
-        TicketStatusView::InDispute => false,
-    })
+    let at = chain_ms.max(now_ms());
+    Ok(view.settlement_ticket.is_some_and(|ticket| ticket.claimable(epoch, at)))
 }
 
 /// The transcript of a stack, fetched from its selected node's agent as `node`, with every
@@ -441,8 +441,9 @@ async fn rerun(
     Ok((requests, units))
 }
 
-/// Attests a stack as `node`, while the window is open and the attestation is not in.
-async fn attest(shared: &Shared, stack: u64, node: u64, epoch: u64) -> Result<(), Trouble> {
+/// Attests a stack as `node`, while the window is open (as of the last block: `epoch`,
+/// `chain_ms`) and the attestation is not in.
+async fn attest(shared: &Shared, stack: u64, node: u64, epoch: u64, chain_ms: u64) -> Result<(), Trouble> {
     if !shared.ours(node) {
         tracing::warn!(stack, node, "an attestation job for a node no longer operated here; dropped");
         return Ok(shared.store.finish_attestation(stack, node, None)?);
@@ -456,8 +457,7 @@ async fn attest(shared: &Shared, stack: u64, node: u64, epoch: u64) -> Result<()
         return Ok(shared.store.finish_attestation(stack, node, None)?);
     };
     let done = ticket.attestations.get(position).is_some_and(Option::is_some);
-    let window_closed =
-        ticket.status == TicketStatusView::Confirmed || epoch >= ticket.dispute_settled_at_epoch;
+    let window_closed = !ticket.window_open(epoch, chain_ms);
     if done || window_closed {
         if window_closed && !done {
             tracing::warn!(stack, node, "the attestation window closed before we attested");

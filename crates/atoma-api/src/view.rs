@@ -282,7 +282,7 @@ impl StackView {
             terms: StackTermsView::from(&stack.terms),
             created_epoch: stack.created_epoch,
             created_ms: stack.created_ms,
-            settlement_ticket: stack.ticket.as_ref().map(|t| TicketView::new(stack.small_id, t)),
+            settlement_ticket: stack.ticket.as_ref().map(|t| TicketView::new(stack, t)),
         }
     }
 }
@@ -331,8 +331,14 @@ pub struct TicketView {
     pub created_epoch: u64,
     #[serde(with = "wire::u64_str")]
     pub created_ms: u64,
+    /// The window's epoch rule: open while the epoch is below this.
     #[serde(with = "wire::u64_str")]
     pub dispute_settled_at_epoch: u64,
+    /// The window's floor in time: whatever the epoch, it stays open (for a ticket not yet
+    /// confirmed) until a block at or after this timestamp, `createdMs` plus the stack's
+    /// settlement timeout; an attester that has not attested by then is slashed on timeout.
+    #[serde(with = "wire::u64_str")]
+    pub window_floor_ms: u64,
     pub status: TicketStatusView,
     /// Set when `status` is `InDispute`.
     #[serde(with = "wire::opt_u64_str")]
@@ -357,18 +363,19 @@ pub struct AttestationView {
 impl TicketView {
     /// The settlement ticket of the open stack with this id.
     pub fn find(db: &AtomaDb, stack: StackSmallId) -> Option<Self> {
-        db.settlement_ticket(stack).map(|t| Self::new(stack, t))
+        let stack = db.stack(stack)?;
+        stack.ticket.as_deref().map(|t| Self::new(stack, t))
     }
 
     /// The view of `ticket`, which belongs to `stack`.
-    pub fn new(stack: StackSmallId, ticket: &SettlementTicket) -> Self {
+    pub fn new(stack: &Stack, ticket: &SettlementTicket) -> Self {
         let (status, in_dispute_since_epoch) = match ticket.status {
             TicketStatus::Pending => (TicketStatusView::Pending, None),
             TicketStatus::Confirmed => (TicketStatusView::Confirmed, None),
             TicketStatus::InDispute { since_epoch } => (TicketStatusView::InDispute, Some(since_epoch)),
         };
         TicketView {
-            stack_small_id: stack,
+            stack_small_id: stack.small_id,
             num_claimed_compute_units: ticket.num_claimed_compute_units,
             committed_stack_proof: ticket.committed_stack_proof,
             stack_merkle_leaf: ticket.stack_merkle_leaf,
@@ -377,10 +384,30 @@ impl TicketView {
             created_epoch: ticket.created_epoch,
             created_ms: ticket.created_ms,
             dispute_settled_at_epoch: ticket.dispute_settled_at_epoch,
+            window_floor_ms: ticket.window_floor_ms(&stack.terms),
             status,
             in_dispute_since_epoch,
             contested_units: ticket.contested_units,
             settled_units: ticket.settled_units,
+        }
+    }
+}
+
+impl TicketView {
+    /// [`SettlementTicket::window_open`] read from the view: whether a block of `epoch` at
+    /// `timestamp_ms` still takes attestations, attester disputes and unit contests.
+    pub fn window_open(&self, epoch: u64, timestamp_ms: u64) -> bool {
+        self.status != TicketStatusView::Confirmed
+            && (epoch < self.dispute_settled_at_epoch || timestamp_ms < self.window_floor_ms)
+    }
+
+    /// [`SettlementTicket::claimable`] read from the view: whether the selected node may claim in
+    /// a block of `epoch` at `timestamp_ms`.
+    pub fn claimable(&self, epoch: u64, timestamp_ms: u64) -> bool {
+        match self.status {
+            TicketStatusView::Confirmed => true,
+            TicketStatusView::Pending => !self.window_open(epoch, timestamp_ms),
+            TicketStatusView::InDispute => false,
         }
     }
 }

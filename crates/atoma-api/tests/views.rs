@@ -7,7 +7,7 @@ use atoma_api::{
 use atoma_contract::call::{AdminOp, Call, EchelonParams, Parameter};
 use atoma_contract::event::{Event, PublishedEvent};
 use atoma_contract::hash::blake2b256;
-use atoma_contract::state::{BadgeKind, StackClosure};
+use atoma_contract::state::{BadgeKind, StackClosure, TicketStatus};
 use atoma_contract::{
     Address, AtomaDb, Config, EchelonId, Genesis, NodeSmallId, ObjectId, StackSmallId, TOMA, TaskSmallId,
     TxContext,
@@ -52,7 +52,8 @@ impl Net {
         let ctx = TxContext {
             sender: addr(sender),
             epoch,
-            timestamp_ms: 1_000 * self.txs,
+            // An hour per epoch: a call in a later epoch is past any settlement timeout.
+            timestamp_ms: 3_600_000 * epoch + 1_000 * self.txs,
             tx_digest: digest,
             random_seed: digest,
         };
@@ -220,9 +221,33 @@ fn stack_view_carries_its_ticket() {
     assert_eq!(ticket["status"], json!("Pending"));
     assert_eq!(ticket["inDisputeSinceEpoch"], Value::Null);
     assert_eq!(ticket["disputeSettledAtEpoch"], json!("1"));
+    let created: u64 = ticket["createdMs"].as_str().unwrap().parse().unwrap();
+    assert_eq!(ticket["windowFloorMs"], json!((created + 45_000).to_string()));
     let alone = TicketView::find(&net.db, StackSmallId(1)).expect("stack 1 has a ticket");
     assert_eq!(alone.status, TicketStatusView::Pending);
     assert_eq!(round_trip(&alone), *ticket);
+}
+
+#[test]
+fn ticket_view_reads_the_window_as_the_contract_does() {
+    let net = settled();
+    let stack = net.db.stack(StackSmallId(1)).expect("stack 1 is open");
+    let mut ticket = (**stack.ticket.as_ref().expect("stack 1 has a ticket")).clone();
+    let floor = ticket.window_floor_ms(&stack.terms);
+    let until = ticket.dispute_settled_at_epoch;
+    for status in [TicketStatus::Pending, TicketStatus::Confirmed, TicketStatus::InDispute { since_epoch: 0 }]
+    {
+        ticket.status = status;
+        let view = TicketView::new(stack, &ticket);
+        for epoch in [until - 1, until, until + 1] {
+            for at in [floor - 1, floor, floor + 1] {
+                let contract = ticket.window_open(&stack.terms, epoch, at);
+                assert_eq!(view.window_open(epoch, at), contract, "{status:?} epoch {epoch} at {at}");
+                let claimable = ticket.claimable(&stack.terms, epoch, at);
+                assert_eq!(view.claimable(epoch, at), claimable, "{status:?} epoch {epoch} at {at}");
+            }
+        }
+    }
 
     let lookup = StackLookup::find(&net.db, StackSmallId(1)).expect("stack 1 exists");
     assert!(matches!(round_trip(&lookup), Value::Object(_)));

@@ -412,6 +412,10 @@ pub enum NodeCmd {
         /// The stacks' small ids
         #[arg(required = true, num_args = 1..)]
         stacks: Vec<u64>,
+        /// First wait until every pending ticket's dispute window has closed: past its epoch
+        /// and past its floor in time (settlement plus the settlement timeout)
+        #[arg(long)]
+        wait: bool,
     },
     /// Commit an enclave public key for the current key rotation (confidential compute)
     CommitKey(CommitKeyArgs),

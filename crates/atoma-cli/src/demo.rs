@@ -35,6 +35,8 @@ const MAX_PRICE: u64 = 20_000_000;
 const PRICES: [u64; 2] = [10_000_000, 15_000_000];
 /// The echelon every demo node serves.
 const ECHELON: u64 = 1;
+/// The echelon's settlement timeout, and so the dispute window's floor in time.
+const SETTLEMENT_TIMEOUT_MS: u64 = 3_000;
 
 /// The requests the selected node pretends to have served.
 fn served_requests() -> commitments::Requests {
@@ -142,7 +144,7 @@ impl Demo {
             input_fee_per_token: 1_000,
             output_fee_per_token: 2_000,
             relative_performance: 100,
-            settlement_timeout_ms: 60_000,
+            settlement_timeout_ms: SETTLEMENT_TIMEOUT_MS,
         };
         let op = AdminOp::AddModelEchelon { model_name: model.into(), echelon: EchelonId(ECHELON), params };
         let (_, r) = ctx.submit_admin(None, op).await?;
@@ -280,7 +282,13 @@ impl Demo {
             Some(&r),
         );
         let block = ctx.rpc()?.check(ctx.rpc()?.client().advance_epoch().await)?;
-        self.step(ctx, format!("Advanced to epoch {}: the dispute window closed", block.epoch), None);
+        let step = format!(
+            "Advanced to epoch {}: the dispute window closes once the settlement timeout ({} s) has \
+             passed too",
+            block.epoch,
+            SETTLEMENT_TIMEOUT_MS / 1_000
+        );
+        self.step(ctx, step, None);
         Ok(())
     }
 
@@ -291,6 +299,7 @@ impl Demo {
         node: NodeSmallId,
         stack: u64,
     ) -> CliResult<u64> {
+        crate::cmd::node::wait_until_claimable(ctx, &[stack]).await?;
         let call = Call::ClaimFunds { node, stacks: vec![StackSmallId(stack)] };
         let r = submit_as(ctx, operator, call).await?;
         let refund = created_id(&r, "userRefund")?;

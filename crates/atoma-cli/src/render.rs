@@ -251,7 +251,13 @@ fn ticket_text(t: &TicketView) -> String {
         ("proof", format!("0x{}", hex(&t.committed_stack_proof))),
         ("leaf", format!("0x{}", hex(&t.stack_merkle_leaf))),
         ("attesters", if attesters.is_empty() { "none".into() } else { attesters.join(", ") }),
-        ("window closes", format!("epoch {}", t.dispute_settled_at_epoch)),
+        (
+            "window closes",
+            format!(
+                "at epoch {} or at time {} ms, whichever is later",
+                t.dispute_settled_at_epoch, t.window_floor_ms
+            ),
+        ),
     ])
 }
 

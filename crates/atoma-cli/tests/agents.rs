@@ -145,10 +145,7 @@ fn an_agent_killed_mid_stack_settles_what_it_served_after_a_restart() {
         run(&net, &format!("faucet --to {key} --amount 3000"));
     }
     run(&net, "admin add-model m --modality text-to-text");
-    run(
-        &net,
-        "admin add-echelon m 1 --input-fee 1000 --output-fee 2000 --performance 100 --timeout-ms 60000",
-    );
+    run(&net, "admin add-echelon m 1 --input-fee 1000 --output-fee 2000 --performance 100 --timeout-ms 3000");
     run(&net, "admin set cross_validation_probability_permille 1000");
     run(&net, "admin set cross_validation_extra_nodes_count 1");
     run(&net, "admin add-root --device intel-cpu --dev");
@@ -228,8 +225,9 @@ fn an_agent_killed_mid_stack_settles_what_it_served_after_a_restart() {
     drop(selected);
     let _restarted =
         background(&net, &["agent", "run", "--config", &selected_config, "--idle-settle-secs", "1"]);
-    // A stack without security stays open to its owner's contest for a dispute window of epochs:
-    // once it is settled, the local network's epoch is moved on, and the agent claims it.
+    // A stack without security stays open to its owner's contest for a dispute window (an epoch,
+    // and at least the echelon's 3-second settlement timeout): once it is settled, the local
+    // network's epoch is moved on, and the agent claims it when the timeout has passed too.
     let plain = &served[0].0;
     let deadline = Instant::now() + Duration::from_secs(60);
     while named(&events_of(&net, plain), "StackTrySettleEvent").is_empty() {

@@ -288,7 +288,8 @@ impl AtomaDb {
     }
 }
 
-/// An echelon needs non-zero fees, performance and timeout.
+/// An echelon needs non-zero fees and performance, and a timeout of at most
+/// [`crate::config::MAX_SETTLEMENT_TIMEOUT_MS`].
 fn validate_echelon(p: &EchelonParams) -> Result<(), ContractError> {
     if p.input_fee_per_token == 0 || p.output_fee_per_token == 0 {
         return Err(ContractError::EProtocolFeeCannotBeZero);
@@ -296,7 +297,7 @@ fn validate_echelon(p: &EchelonParams) -> Result<(), ContractError> {
     if p.relative_performance == 0 {
         return Err(ContractError::ERelativePerformanceCannotBeZero);
     }
-    if p.settlement_timeout_ms == 0 {
+    if !(1..=crate::config::MAX_SETTLEMENT_TIMEOUT_MS).contains(&p.settlement_timeout_ms) {
         return Err(ContractError::EInvalidParameter);
     }
     Ok(())

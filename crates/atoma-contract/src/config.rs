@@ -10,6 +10,9 @@ use crate::ids::TOMA;
 pub const MAX_CROSS_VALIDATION_EXTRA_NODES: u64 = 16;
 /// The longest delay, in epochs, any epoch parameter may be set to.
 pub const MAX_DELAY_EPOCHS: u64 = 1000;
+/// The longest settlement timeout, global or an echelon's: one day. The timeout is also the
+/// dispute window's floor in time, so it bounds how long a claim can be held back.
+pub const MAX_SETTLEMENT_TIMEOUT_MS: u64 = 86_400_000;
 /// The longest node endpoint URL, in bytes ([`crate::Call::SetNodeEndpoint`]).
 pub const MAX_ENDPOINT_BYTES: usize = 256;
 
@@ -141,7 +144,8 @@ impl Config {
 /// The inclusive range each parameter may take.
 pub fn range(parameter: Parameter) -> (u64, u64) {
     match parameter {
-        Parameter::RegistrationCollateral | Parameter::SettlementTimeoutMs => (1, u64::MAX),
+        Parameter::RegistrationCollateral => (1, u64::MAX),
+        Parameter::SettlementTimeoutMs => (1, MAX_SETTLEMENT_TIMEOUT_MS),
         Parameter::PermilleToSlashNodeOnTimeout
         | Parameter::PermilleForOracleOnDispute
         | Parameter::PermilleForHonestNodesOnDispute
@@ -184,6 +188,11 @@ mod tests {
             c.set(Parameter::PermilleForOracleOnDispute, 801),
             Err(ContractError::ETotalPermilleMustBeLessThan1000)
         );
+        assert_eq!(
+            c.set(Parameter::SettlementTimeoutMs, MAX_SETTLEMENT_TIMEOUT_MS + 1),
+            Err(ContractError::EInvalidParameter)
+        );
+        assert_eq!(c.set(Parameter::SettlementTimeoutMs, MAX_SETTLEMENT_TIMEOUT_MS), Ok(60_000));
         assert_eq!(c.set(Parameter::PermilleForOracleOnDispute, 800), Ok(100));
         assert_eq!(c.permille_for_oracle_on_dispute, 800);
     }

@@ -44,7 +44,7 @@ impl AtomaDb {
         if matches!(ticket.status, TicketStatus::InDispute { .. }) {
             return Err(ContractError::EStackAlreadyInDispute);
         }
-        if !window_open(&ticket, tx.epoch()) {
+        if !window_open(&stack, &ticket, tx) {
             return Err(ContractError::EStackDisputePeriodOver);
         }
         if counted > stack.num_compute_units {
@@ -161,7 +161,8 @@ impl AtomaDb {
     }
 
     /// The selected node was right: the ticket becomes claimable, at the oracle's count if the
-    /// owner contested the units; a node that claimed more than that is slashed on timeout.
+    /// owner contested the units; a node that claimed more than that is slashed on timeout, and
+    /// so is each attester that never attested, if its deadline has passed.
     fn uphold_ticket(
         &mut self,
         tx: &mut Tx<'_>,
@@ -177,6 +178,7 @@ impl AtomaDb {
                 self.slash_on_timeout(tx, stack.selected_node)?;
             }
         }
+        self.slash_absent_attesters(tx, stack, &ticket)?;
         ticket.status = TicketStatus::Confirmed;
         ticket.dispute_settled_at_epoch = tx.epoch();
         tx.emit(StackSettlementTicketEvent {
@@ -191,23 +193,39 @@ impl AtomaDb {
         Ok(())
     }
 
-    /// The selected node was wrong: attesters that never attested are slashed on timeout and
-    /// the owner gets the whole escrow back. Returns the refund.
+    /// The selected node was wrong: attesters that never attested are slashed on timeout if
+    /// their deadline has passed, and the owner gets the whole escrow back. Returns the refund.
     fn overturn_ticket(
         &mut self,
         tx: &mut Tx<'_>,
         stack: &Stack,
         ticket: &SettlementTicket,
     ) -> Result<u64, ContractError> {
+        self.slash_absent_attesters(tx, stack, ticket)?;
+        let owner = self.stack_owner(stack)?;
+        self.credit(owner, stack.escrow)?;
+        self.close_stack(stack, StackClosure::RefundedAfterDispute)?;
+        Ok(stack.escrow)
+    }
+
+    /// An oracle decided the ticket: each requested attester that never attested is slashed on
+    /// timeout if its deadline ([`SettlementTicket::window_floor_ms`]) has passed, and excused
+    /// (neither paid nor slashed) if the oracle decided before it.
+    fn slash_absent_attesters(
+        &mut self,
+        tx: &mut Tx<'_>,
+        stack: &Stack,
+        ticket: &SettlementTicket,
+    ) -> Result<(), ContractError> {
+        if !ticket.attester_timed_out(&stack.terms, tx.timestamp_ms()) {
+            return Ok(());
+        }
         for (attester, attestation) in ticket.requested_attestation_nodes.iter().zip(&ticket.attestations) {
             if attestation.is_none() {
                 self.slash_on_timeout(tx, *attester)?;
             }
         }
-        let owner = self.stack_owner(stack)?;
-        self.credit(owner, stack.escrow)?;
-        self.close_stack(stack, StackClosure::RefundedAfterDispute)?;
-        Ok(stack.escrow)
+        Ok(())
     }
 
     pub(crate) fn expire_dispute(

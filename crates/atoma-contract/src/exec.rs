@@ -62,6 +62,10 @@ impl<'a> Tx<'a> {
     pub fn epoch(&self) -> u64 {
         self.ctx.epoch
     }
+
+    pub fn timestamp_ms(&self) -> u64 {
+        self.ctx.timestamp_ms
+    }
 }
 
 impl AtomaDb {

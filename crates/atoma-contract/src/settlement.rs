@@ -1,8 +1,11 @@
 //! Settlement (SPEC §5.4, §6, §7.2): the selected node's ticket, attestations, and claims.
 //!
-//! A ticket's *window* is open while it is `Pending` and the epoch is before
-//! `dispute_settled_at_epoch`; attestations, attester disputes and unit contests happen inside
-//! it, and claims after it (or at once when the ticket is `Confirmed`).
+//! A ticket's *window* ([`SettlementTicket::window_open`]) is open while the ticket is not
+//! confirmed and either the epoch is before `dispute_settled_at_epoch` or the block is before
+//! the ticket's timestamp plus the stack's settlement timeout; attestations, attester disputes
+//! and unit contests happen inside it, and claims after it (or at once when the ticket is
+//! `Confirmed`). An attester that never attested is slashed on timeout only once that time has
+//! passed: at the claim of a pending ticket, or when an oracle decides the ticket after it.
 
 use crate::commitment::committed_stack_proof;
 use crate::enums::SecurityLevel;
@@ -26,9 +29,9 @@ pub(crate) fn bytes32(bytes: &[u8], error: ContractError) -> Result<[u8; 32], Co
     <[u8; 32]>::try_from(bytes).map_err(|_| error)
 }
 
-/// Whether the ticket still accepts attestations, disputes and contests at `epoch`.
-pub(crate) fn window_open(ticket: &SettlementTicket, epoch: u64) -> bool {
-    ticket.status != TicketStatus::Confirmed && epoch < ticket.dispute_settled_at_epoch
+/// Whether the stack's ticket still accepts attestations, disputes and contests in this block.
+pub(crate) fn window_open(stack: &Stack, ticket: &SettlementTicket, tx: &Tx<'_>) -> bool {
+    ticket.window_open(&stack.terms, tx.epoch(), tx.timestamp_ms())
 }
 
 /// What `try_settle_stack` carries.
@@ -181,7 +184,7 @@ impl AtomaDb {
         if ticket.attestations.get(position).is_some_and(Option::is_some) {
             return Err(ContractError::EAlreadyAttested);
         }
-        if !window_open(&ticket, tx.epoch()) {
+        if !window_open(&stack, &ticket, tx) {
             return Err(ContractError::EStackDisputePeriodOver);
         }
         let proof = bytes32(proof, ContractError::EInvalidCommittedStackProof)?;
@@ -277,7 +280,7 @@ impl AtomaDb {
         if ticket.attestations.get(position).is_some_and(Option::is_some) {
             return Err(ContractError::EAlreadyAttested);
         }
-        if !window_open(&ticket, tx.epoch()) {
+        if !window_open(&stack, &ticket, tx) {
             return Err(ContractError::EStackDisputePeriodOver);
         }
         let commitment = bytes32(commitment, ContractError::EInvalidCommittedStackProof)?;
@@ -305,12 +308,11 @@ impl AtomaDb {
                 return Err(ContractError::ENodeNotSelectedForSettlement);
             }
             let ticket = stack.ticket.as_ref().ok_or(ContractError::ENoSettlementTicket)?;
-            match ticket.status {
-                TicketStatus::InDispute { .. } => return Err(ContractError::EStackInDispute),
-                TicketStatus::Pending if tx.epoch() < ticket.dispute_settled_at_epoch => {
-                    return Err(ContractError::EStackDisputePeriodIsNotOver);
-                }
-                _ => {}
+            if matches!(ticket.status, TicketStatus::InDispute { .. }) {
+                return Err(ContractError::EStackInDispute);
+            }
+            if !ticket.claimable(&stack.terms, tx.epoch(), tx.timestamp_ms()) {
+                return Err(ContractError::EStackDisputePeriodIsNotOver);
             }
             self.settle_claim(tx, &stack)?;
         }
@@ -338,9 +340,13 @@ impl AtomaDb {
                 }
                 // A wrong attester was already slashed when its dispute was resolved.
                 Some(_) => {}
-                None => {
+                // A pending ticket is claimable only once its window closed, past the floor in
+                // time: the attester missed its deadline.
+                None if ticket.status == TicketStatus::Pending => {
                     self.slash_on_timeout(tx, *attester)?;
                 }
+                // Confirmed by an oracle, who judged the absent attesters then.
+                None => {}
             }
         }
         let refund = u128::from(stack.escrow).checked_sub(paid).ok_or(ContractError::EArithmeticOverflow)?;

@@ -221,7 +221,7 @@ pub struct Attestation {
 /// Where a settlement ticket stands.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum TicketStatus {
-    /// The dispute window is open until `dispute_settled_at_epoch`.
+    /// The dispute window is open (see [`SettlementTicket::window_open`]).
     Pending,
     /// Verified (TEE proof, every attester agreed, or an oracle found for the node): claimable.
     Confirmed,
@@ -249,7 +249,8 @@ pub struct SettlementTicket {
     pub created_epoch: u64,
     /// The block timestamp of creation, in milliseconds.
     pub created_ms: u64,
-    /// The window is open while the epoch is below this.
+    /// The window's epoch rule: open while the epoch is below this (and, whatever the epoch,
+    /// until [`SettlementTicket::window_floor_ms`]).
     pub dispute_settled_at_epoch: u64,
     /// Pending, confirmed or in dispute.
     pub status: TicketStatus,
@@ -257,6 +258,40 @@ pub struct SettlementTicket {
     pub contested_units: Option<u64>,
     /// The units the stack is paid for: the claim, or the oracle's count after a dispute.
     pub settled_units: u64,
+}
+
+impl SettlementTicket {
+    /// When the window's floor in time ends: the ticket's timestamp plus the stack's settlement
+    /// timeout, the deadline attesters work to.
+    pub fn window_floor_ms(&self, terms: &StackTerms) -> u64 {
+        self.created_ms.saturating_add(terms.settlement_timeout_ms)
+    }
+
+    /// Whether a block of `epoch` at `timestamp_ms` still takes attestations, attester disputes
+    /// and unit contests: the ticket is not confirmed, and the epoch is before
+    /// `dispute_settled_at_epoch` *or* the block is before the floor in time, whichever closes
+    /// later.
+    pub fn window_open(&self, terms: &StackTerms, epoch: u64, timestamp_ms: u64) -> bool {
+        self.status != TicketStatus::Confirmed
+            && (epoch < self.dispute_settled_at_epoch || timestamp_ms < self.window_floor_ms(terms))
+    }
+
+    /// Whether the selected node may claim in a block of `epoch` at `timestamp_ms`: confirmed,
+    /// or pending with the window closed.
+    pub fn claimable(&self, terms: &StackTerms, epoch: u64, timestamp_ms: u64) -> bool {
+        match self.status {
+            TicketStatus::Confirmed => true,
+            TicketStatus::Pending => !self.window_open(terms, epoch, timestamp_ms),
+            TicketStatus::InDispute { .. } => false,
+        }
+    }
+
+    /// Whether a requested attester that has not attested has missed its deadline when an
+    /// oracle decides the ticket at `timestamp_ms`. One that has not is excused: it earns nothing
+    /// and loses nothing.
+    pub fn attester_timed_out(&self, terms: &StackTerms, timestamp_ms: u64) -> bool {
+        timestamp_ms >= self.window_floor_ms(terms)
+    }
 }
 
 /// A bought stack of compute units and its escrow.

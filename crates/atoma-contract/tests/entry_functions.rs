@@ -727,6 +727,21 @@ fn admin_functions() {
         ),
         (
             w.admin,
+            op(
+                &w,
+                AdminOp::AddModelEchelon {
+                    model_name: name(),
+                    echelon: EchelonId(3),
+                    params: EchelonParams {
+                        settlement_timeout_ms: atoma_contract::config::MAX_SETTLEMENT_TIMEOUT_MS + 1,
+                        ..params
+                    },
+                },
+            ),
+            Err(E::EInvalidParameter),
+        ),
+        (
+            w.admin,
             op(&w, AdminOp::AddModelEchelon { model_name: "nope".into(), echelon: EchelonId(3), params }),
             Err(E::EModelNotFound),
         ),

@@ -259,6 +259,152 @@ fn attester_that_never_attests_is_slashed_at_claim() {
     assert_eq!(w.db.globals().communal_treasury, COLLATERAL / 10);
 }
 
+fn attest_honestly(w: &mut World, attester: NodeSmallId, stack: StackSmallId, position: u64) -> Vec<Event> {
+    let (proof, _) = honest_commitment(w.db.stack(stack).unwrap().terms.cross_validation_extra_nodes_count);
+    let call = Call::SubmitStackSettlementAttestation {
+        node: attester,
+        stack,
+        committed_stack_proof: proof.to_vec(),
+        stack_merkle_leaf: honest_leaf(position).to_vec(),
+    };
+    let owner = w.node_owner(attester);
+    w.ok(owner, call)
+}
+
+#[test]
+fn the_window_stays_open_until_the_settlement_timeout_when_the_epoch_ends_first() {
+    let Consensus { mut w, task, .. } = consensus(3, 1000, 1);
+    let (stack, node) = w.buy(addr(3), task, 100, 1_000);
+    let timeout = w.db.stack(stack).unwrap().terms.settlement_timeout_ms;
+    let (proof, leaf) = honest_commitment(1);
+    let operator = w.node_owner(node);
+    w.ok(operator, w.settle_call(node, stack, 100, proof, leaf));
+    let settled_ms = w.db.settlement_ticket(stack).unwrap().created_ms;
+    // The epoch ends a moment after the settlement: the epoch rule alone would close the window.
+    w.epoch += 1;
+    assert_eq!(
+        w.err(operator, Call::ClaimFunds { node, stacks: vec![stack] }),
+        ContractError::EStackDisputePeriodIsNotOver
+    );
+    assert_eq!(
+        w.err(addr(3), Call::ContestClaimedUnits { stack, counted_units: 100 }),
+        ContractError::EUnitsNotContested,
+        "the window is open to the owner's contest too (refused only for naming the claim)"
+    );
+    assert!(w.time_ms < settled_ms + timeout);
+    let attester = requested(&w, stack)[0];
+    let events = attest_honestly(&mut w, attester, stack, 1);
+    assert_eq!(names(&events), ["NewStackSettlementAttestationEvent", "StackSettlementTicketEvent"]);
+    let events = w.ok(operator, Call::ClaimFunds { node, stacks: vec![stack] });
+    assert_eq!(names(&events), ["StackSettlementTicketClaimedEvent"], "the attester is paid, not slashed");
+
+    // A second stack: the epoch has ended and the timeout has passed, so the window is closed.
+    let (stack, node) = w.buy(addr(4), task, 100, 1_000);
+    let operator = w.node_owner(node);
+    w.ok(operator, w.settle_call(node, stack, 100, proof, leaf));
+    let settled_ms = w.db.settlement_ticket(stack).unwrap().created_ms;
+    w.epoch += 1;
+    // Each call's block is 10 ms after the last: this one is 10 ms before the floor, still open.
+    w.time_ms = settled_ms + timeout - 20;
+    assert_eq!(
+        w.err(addr(4), Call::ContestClaimedUnits { stack, counted_units: 100 }),
+        ContractError::EUnitsNotContested
+    );
+    // And this one is at the floor: closed.
+    let attester = requested(&w, stack)[0];
+    let free = w.db.node(attester).unwrap().collateral;
+    let late = Call::SubmitStackSettlementAttestation {
+        node: attester,
+        stack,
+        committed_stack_proof: proof.to_vec(),
+        stack_merkle_leaf: honest_leaf(1).to_vec(),
+    };
+    assert_eq!(w.err(w.node_owner(attester), late), ContractError::EStackDisputePeriodOver);
+    let events = w.ok(operator, Call::ClaimFunds { node, stacks: vec![stack] });
+    assert_eq!(names(&events), ["NodeSlashedEvent", "StackSettlementTicketClaimedEvent"]);
+    assert_eq!(w.db.node(attester).unwrap().collateral, free - free / 10);
+}
+
+#[test]
+fn an_attester_whose_deadline_has_not_passed_is_excused_when_an_oracle_decides_early() {
+    // The selected node lies; one attester disputes at once and the oracle overturns the ticket
+    // before the other attester's deadline: that one is neither paid nor slashed.
+    let Consensus { mut w, task, oracle } = consensus(4, 1000, 2);
+    let (stack, node) = w.buy(addr(3), task, 100, 1_000);
+    let operator = w.node_owner(node);
+    w.ok(operator, w.settle_call(node, stack, 100, [7; 32], [6; 32]));
+    let attesters = requested(&w, stack);
+    let (proof, _) = honest_commitment(2);
+    let dispute =
+        Call::StartAttestationDispute { node: attesters[0], stack, attestation_commitment: proof.to_vec() };
+    w.ok(w.node_owner(attesters[0]), dispute);
+    let resolve = Call::ResolveStackDispute {
+        oracle_node: oracle,
+        stack,
+        correct_committed_stack_proof: proof.to_vec(),
+        correct_units: 100,
+    };
+    let events = w.ok(addr(30), resolve);
+    assert_eq!(names(&events), ["NodeSlashedEvent", "StackDisputeResolvedEvent"], "only the liar");
+    assert_eq!(w.db.node(attesters[1]).unwrap().collateral, COLLATERAL);
+
+    // The same after the deadline: the attester that never came is slashed on timeout.
+    let (stack, node) = w.buy(addr(4), task, 100, 1_000);
+    let operator = w.node_owner(node);
+    w.ok(operator, w.settle_call(node, stack, 100, [7; 32], [6; 32]));
+    let attesters = requested(&w, stack);
+    let dispute =
+        Call::StartAttestationDispute { node: attesters[0], stack, attestation_commitment: proof.to_vec() };
+    w.ok(w.node_owner(attesters[0]), dispute);
+    w.time_ms += w.db.stack(stack).unwrap().terms.settlement_timeout_ms;
+    let absent = w.db.node(attesters[1]).unwrap().collateral;
+    let resolve = Call::ResolveStackDispute {
+        oracle_node: oracle,
+        stack,
+        correct_committed_stack_proof: proof.to_vec(),
+        correct_units: 100,
+    };
+    let events = w.ok(addr(30), resolve);
+    assert_eq!(names(&events), ["NodeSlashedEvent", "NodeSlashedEvent", "StackDisputeResolvedEvent"]);
+    assert_eq!(w.db.node(attesters[1]).unwrap().collateral, absent - absent / 10);
+}
+
+#[test]
+fn a_ticket_upheld_early_is_claimed_without_slashing_an_attester_still_in_time() {
+    // One attester lies, the oracle upholds the node, and the node claims at once: the other
+    // attester's deadline has not passed, so its reserved share goes back to the owner and it
+    // loses nothing.
+    let Consensus { mut w, task, oracle } = consensus(4, 1000, 2);
+    let user = addr(3);
+    let (stack, node) = w.buy(user, task, 100, 1_000);
+    let (proof, leaf) = honest_commitment(2);
+    let operator = w.node_owner(node);
+    w.ok(operator, w.settle_call(node, stack, 100, proof, leaf));
+    let attesters = requested(&w, stack);
+    let lie = Call::SubmitStackSettlementAttestation {
+        node: attesters[0],
+        stack,
+        committed_stack_proof: vec![9; 32],
+        stack_merkle_leaf: vec![8; 32],
+    };
+    w.ok(w.node_owner(attesters[0]), lie);
+    let resolve = Call::ResolveStackDispute {
+        oracle_node: oracle,
+        stack,
+        correct_committed_stack_proof: proof.to_vec(),
+        correct_units: 100,
+    };
+    w.ok(addr(30), resolve);
+    let events = w.ok(operator, Call::ClaimFunds { node, stacks: vec![stack] });
+    assert_eq!(names(&events), ["StackSettlementTicketClaimedEvent"]);
+    let Event::StackSettlementTicketClaimedEvent(c) = &events[0] else { unreachable!() };
+    assert!(c.attestation_nodes.is_empty());
+    // escrow 100_000 + 20_000 + 2 × 1_200; paid 100_000 + 20_000.
+    assert_eq!(c.user_refund_amount, 2_400);
+    assert_eq!(w.db.node(attesters[1]).unwrap().collateral, COLLATERAL);
+    assert_eq!(w.db.node(attesters[1]).unwrap().reputation, 100);
+}
+
 /// A confidential-compute world: the admin trusts a root for NVIDIA GPUs and one node commits
 /// an enclave key. Returns the world, task, node and the enclave key.
 fn confidential() -> (World, TaskSmallId, NodeSmallId, SigningKey) {

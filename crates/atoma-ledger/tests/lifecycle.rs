@@ -33,7 +33,9 @@ async fn run_lifecycle(handle: &ChainHandle, keys: &Keys) -> Ran {
         input_fee_per_token: 1,
         output_fee_per_token: 1,
         relative_performance: 1,
-        settlement_timeout_ms: 60_000,
+        // The dispute window's floor in time: a millisecond, so the claim after the epoch advance
+        // is not held back.
+        settlement_timeout_ms: 1,
     };
     let echelon = EchelonId(1);
     ok(handle, admin, admin_op(AdminOp::AddModelEchelon { model_name: MODEL.into(), echelon, params })).await;

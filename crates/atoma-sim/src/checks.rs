@@ -19,9 +19,9 @@ use atoma_types::{Block, Digest, TxOutcome, TxStatus};
 
 use crate::actors::Role;
 use crate::plan::Planned;
-use crate::report::{OK, Report, call_kind};
+use crate::report::{OK, Punctuality, Report, call_kind};
 use crate::rng::SimRng;
-use crate::truth::StackTruth;
+use crate::truth::{StackTruth, attester_ready_ms};
 
 /// Fails the enclosing function with a formatted message unless the condition holds; counts
 /// the check.
@@ -78,6 +78,10 @@ pub struct Auditor {
     honesty: Option<(u64, BTreeMap<Address, Role>)>,
     /// Checks passed so far.
     pub checks: u64,
+    /// The timestamps of the applied blocks, ascending.
+    block_times: Vec<u64>,
+    /// Honest attesters and the dispute window so far.
+    pub punctuality: Punctuality,
 }
 
 impl Auditor {
@@ -104,6 +108,8 @@ impl Auditor {
             failed_digest_permille,
             honesty: None,
             checks: 0,
+            block_times: Vec::new(),
+            punctuality: Punctuality::default(),
         })
     }
 
@@ -121,6 +127,70 @@ impl Auditor {
         let Some((_, roles)) = &self.honesty else { return false };
         let owner = self.shadow.node(node).and_then(|n| self.shadow.badge(n.badge_id)).map(|b| b.owner);
         owner.and_then(|o| roles.get(&o)).is_some_and(|r| matches!(r, Role::HonestNode | Role::NoShowNode))
+    }
+
+    /// The role of the node's operator, when roles are known.
+    fn operator_role(&self, node: NodeSmallId) -> Option<Role> {
+        let (_, roles) = self.honesty.as_ref()?;
+        let owner = self.shadow.node(node).and_then(|n| self.shadow.badge(n.badge_id)).map(|b| b.owner)?;
+        roles.get(&owner).copied()
+    }
+
+    /// An honest attester was slashed on timeout by this transaction: it must have been an absent
+    /// attester of a stack the call decided, and no block may have fallen between its answer and
+    /// its deadline (it would have attested in that block, and the window takes an attestation
+    /// until the deadline).
+    fn check_honest_timeout(&mut self, node: NodeSmallId, before: &Before) -> Result<(), String> {
+        let Some((seed, _)) = &self.honesty else { return Ok(()) };
+        let absent = before.stacks.values().find_map(|stack| {
+            let ticket = stack.ticket.as_ref()?;
+            let position = ticket.requested_attestation_nodes.iter().position(|n| *n == node)?;
+            ticket.attestations.get(position).is_some_and(Option::is_none).then(|| {
+                let ready = attester_ready_ms(*seed, stack, ticket.created_ms, position);
+                (stack.small_id, ready, ticket.window_floor_ms(&stack.terms))
+            })
+        });
+        let Some((stack, ready, deadline)) = absent else {
+            // The other timeout slash: a stack its node never settled, reclaimed after expiry.
+            let unsettled = before.stacks.values().any(|s| s.selected_node == node && s.ticket.is_none());
+            ensure!(
+                self.checks,
+                unsettled,
+                "honest node {node} was slashed on timeout, but it owed no attestation and no settlement"
+            );
+            return Ok(());
+        };
+        let first = self.block_times.partition_point(|t| *t < ready);
+        let inside = self.block_times.get(first).filter(|t| **t < deadline);
+        ensure!(
+            self.checks,
+            inside.is_none(),
+            "honest attester {node} of stack {stack} was slashed on timeout, yet it answered at {ready} ms \
+             and the block at {} ms came before its deadline at {deadline} ms",
+            inside.copied().unwrap_or_default()
+        );
+        self.punctuality.honest_slashed_after_pause += 1;
+        Ok(())
+    }
+
+    /// Counts an honest node's attestation that the contract took, and whether only the window's
+    /// floor in time kept it open.
+    fn count_honest_attestation(&mut self, call: &Call, sender: Address, epoch: u64, before: &Before) {
+        let stack = match call {
+            Call::SubmitStackSettlementAttestation { stack, .. }
+            | Call::StartAttestationDispute { stack, .. } => stack,
+            _ => return,
+        };
+        let honest =
+            self.honesty.as_ref().and_then(|(_, roles)| roles.get(&sender)) == Some(&Role::HonestNode);
+        if !honest {
+            return;
+        }
+        self.punctuality.honest_attestations += 1;
+        let ticket = before.stacks.get(stack).and_then(|s| s.ticket.as_ref());
+        if ticket.is_some_and(|t| epoch >= t.dispute_settled_at_epoch) {
+            self.punctuality.kept_open_by_floor += 1;
+        }
     }
 
     /// The digest of the shadow's contract state.
@@ -183,6 +253,7 @@ impl Auditor {
         if header.height.is_multiple_of(SHADOW_DIGEST_EVERY) {
             self.check_shadow(ledger)?;
         }
+        self.block_times.push(header.timestamp_ms);
         Ok(())
     }
 
@@ -286,6 +357,7 @@ impl Auditor {
         ensure!(self.checks, audit.holds(), "supply not conserved after {:?}: {audit:?}", tx.call);
         self.shadow_audit = audit;
         if let Ok(events) = &result {
+            self.count_honest_attestation(&tx.call, tx.sender, header.epoch, &amounts);
             for event in events {
                 self.observe(event, &tx.call, tx.sender)?;
                 self.check_amounts(event, &mut amounts)?;
@@ -381,7 +453,9 @@ impl Auditor {
             Call::ClaimFunds { stacks, .. } => stacks.clone(),
             Call::ReclaimExpiredStack { stack }
             | Call::ExpireDispute { stack }
-            | Call::ResolveStackDispute { stack, .. } => vec![*stack],
+            | Call::ResolveStackDispute { stack, .. }
+            | Call::SubmitStackSettlementAttestation { stack, .. }
+            | Call::StartAttestationDispute { stack, .. } => vec![*stack],
             _ => Vec::new(),
         };
         let config = self.shadow.config();
@@ -463,6 +537,9 @@ impl Auditor {
                 let Some((collateral, reputation)) = before.nodes.get(&node).copied() else {
                     return Err(format!("slashed node {node} did not exist"));
                 };
+                if e.reason == "timeout" && self.operator_role(node) == Some(Role::HonestNode) {
+                    self.check_honest_timeout(node, before)?;
+                }
                 let after = if e.reason == "timeout" {
                     let amount =
                         (u128::from(collateral) * u128::from(before.timeout_permille)).div_ceil(1000);

@@ -139,6 +139,11 @@ fn print_summary(results: &[(u64, Outcome)], elapsed: Duration, details: bool) -
         total.checks,
         elapsed.as_secs_f64()
     );
+    let p = total.punctuality;
+    println!(
+        "honest attesters: {} attestations taken, {} of them past the epoch rule (kept open by the window's floor in time), {} slashed on timeout (each after a chain pause longer than its deadline)",
+        p.honest_attestations, p.kept_open_by_floor, p.honest_slashed_after_pause
+    );
     if details {
         print!("{}", total.details());
     }

@@ -37,10 +37,36 @@ pub struct Report {
     pub lost_transactions: u64,
     /// Individual invariant checks that passed.
     pub checks: u64,
+    /// How honest attesters fared against the dispute window.
+    pub punctuality: Punctuality,
     /// The final combined state digest (equal to a replay from genesis).
     pub state_digest: Digest,
     /// The final block's digest, which commits to every block of the run.
     pub tip_digest: Digest,
+}
+
+/// How honest attesters fared against the dispute window. Honest attesters answer within the
+/// settlement timeout ([`crate::truth::attester_ready_ms`]); the auditor fails the run if one of
+/// them is slashed on timeout although a block fell between its answer and its deadline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Punctuality {
+    /// Attestations and attester disputes honest nodes got in.
+    pub honest_attestations: u64,
+    /// Of those, the ones in a block past the ticket's epoch rule: taken only because the
+    /// window's floor in time still held it open (an honest attester slashed under the epoch
+    /// rule alone).
+    pub kept_open_by_floor: u64,
+    /// Honest attesters slashed on timeout. Each is checked to have had no block at all between
+    /// its answer and its deadline (the chain paused longer than the settlement timeout).
+    pub honest_slashed_after_pause: u64,
+}
+
+impl Punctuality {
+    fn add(&mut self, other: &Punctuality) {
+        self.honest_attestations += other.honest_attestations;
+        self.kept_open_by_floor += other.kept_open_by_floor;
+        self.honest_slashed_after_pause += other.honest_slashed_after_pause;
+    }
 }
 
 impl Report {
@@ -95,6 +121,7 @@ impl Report {
         self.crashes += other.crashes;
         self.lost_transactions += other.lost_transactions;
         self.checks += other.checks;
+        self.punctuality.add(&other.punctuality);
     }
 
     /// A table of transactions by kind and status, rejections, refused blocks and events.

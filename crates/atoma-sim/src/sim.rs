@@ -116,6 +116,7 @@ impl Simulation {
         self.report.state_digest = digest;
         self.report.tip_digest = tip.digest;
         self.report.checks = self.auditor.checks;
+        self.report.punctuality = self.auditor.punctuality;
         Ok(self.report)
     }
 
@@ -176,8 +177,10 @@ impl Simulation {
         // can be drawn from while the ledger's state is read-locked.
         let Simulation { ledger, rng, cast, seed, .. } = self;
         let Some(ledger) = ledger.as_ref() else { return Err(self.failure("the ledger is closed".into())) };
+        // The next block's time is drawn first: actors plan for the block their calls land in.
+        let now_ms = self.now_ms + tick(rng, self.genesis.epoch_duration_ms);
         let (epoch, seed) = (tip.epoch, *seed);
-        let planned = ledger.with_state(|db| plan_block(&View { db, epoch, seed, cast }, rng));
+        let planned = ledger.with_state(|db| plan_block(&View { db, epoch, now_ms, seed, cast }, rng));
         let bad_count = if self.rng.chance(400) { self.rng.range(1, 3) } else { 0 };
         let mut bad_at: Vec<usize> = (0..bad_count).map(|_| self.rng.index(planned.len() + 1)).collect();
         bad_at.sort_unstable();
@@ -200,7 +203,7 @@ impl Simulation {
         for _ in bad_at {
             self.submit_bad(&pending)?;
         }
-        self.now_ms += self.tick();
+        self.now_ms = now_ms;
         let forced_epoch = self.rng.chance(30);
         if forced_epoch {
             self.sequencer.proposer.force_next_epoch();
@@ -210,16 +213,6 @@ impl Simulation {
             return Err(self.failure("the proposed block is not the admitted transactions in order".into()));
         }
         Ok((block, planned, forced_epoch))
-    }
-
-    /// The time between two blocks: mostly a fraction of an epoch, sometimes a long pause.
-    fn tick(&mut self) -> u64 {
-        let epoch = self.genesis.epoch_duration_ms;
-        match self.rng.below(20) {
-            0..=13 => self.rng.range(epoch / 10, epoch / 4),
-            14..=18 => self.rng.range(epoch / 4, epoch / 2),
-            _ => self.rng.range(epoch, 2 * epoch),
-        }
     }
 
     /// The validator's admission path: decode, verify, check the nonce, enter the mempool.
@@ -358,4 +351,13 @@ fn new_sequencer(cast: &Cast, genesis: &GenesisConfig) -> Sequencer {
         MEMPOOL_CAPACITY,
         MAX_BLOCK_TRANSACTIONS,
     )
+}
+
+/// The time between two blocks: mostly a fraction of an epoch, sometimes a long pause.
+fn tick(rng: &mut SimRng, epoch_ms: u64) -> u64 {
+    match rng.below(20) {
+        0..=13 => rng.range(epoch_ms / 10, epoch_ms / 4),
+        14..=18 => rng.range(epoch_ms / 4, epoch_ms / 2),
+        _ => rng.range(epoch_ms, 2 * epoch_ms),
+    }
 }

@@ -61,6 +61,23 @@ impl StackTruth {
     }
 }
 
+/// When an honest attester listed at `position` has re-run the transcript of `stack`, settled
+/// at `settled_ms`, and sends its attestation: 1 ms to half the stack's settlement timeout
+/// later, drawn from the run's `seed`. Honest attesters answer within the settlement timeout,
+/// the deadline the dispute window's floor in time keeps open for them.
+pub fn attester_ready_ms(seed: u64, stack: &Stack, settled_ms: u64, position: usize) -> u64 {
+    let position = u64::try_from(position).unwrap_or(u64::MAX);
+    let root = blake2b256(&[
+        b"atoma-sim-attester",
+        &seed.to_le_bytes(),
+        &stack.small_id.0.to_le_bytes(),
+        &position.to_le_bytes(),
+    ]);
+    let draw = u64::from_le_bytes(root[..8].try_into().unwrap_or_default());
+    let half = (stack.terms.settlement_timeout_ms / 2).max(1);
+    settled_ms.saturating_add(1 + draw % half)
+}
+
 fn commitment(requests: &[(Vec<u8>, Vec<u8>)], k: u64) -> ([u8; 32], [u8; 32]) {
     // The requests are a few dozen bytes each, far below the format's u32 limit.
     settlement_commitment(requests, k).unwrap_or(([0; 32], [0; 32]))

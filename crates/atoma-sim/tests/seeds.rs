@@ -81,6 +81,7 @@ fn fixed_seeds_keep_every_invariant_and_reach_the_interesting_paths() {
         ("a refused transaction", total.rejected_total()),
         ("a refused block", total.refused_blocks_total()),
         ("a redelivered block", total.redelivered_blocks),
+        ("an honest attestation past the epoch rule", total.punctuality.kept_open_by_floor),
     ] {
         assert!(n > 0, "the fixed seeds never reached {what}:\n{}", total.details());
     }

@@ -6,7 +6,7 @@ mod chain;
 mod events;
 mod keys;
 mod market;
-mod node;
+pub(crate) mod node;
 
 use crate::cli::{Cli, Command, DocsCmd};
 use crate::context::Ctx;

@@ -1,6 +1,6 @@
 //! `atoma node …`: SPEC §5.1, the node's side of §5.4, and §5.5's key commitment.
 
-use atoma_api::{StackLookup, StackView};
+use atoma_api::{StackLookup, StackView, TicketStatusView};
 use atoma_contract::commitment::{PartyCommitment, party_commitment};
 use atoma_contract::enums::SecurityLevel;
 use atoma_contract::tee::{build_evidence, sign_settlement};
@@ -102,7 +102,10 @@ async fn simple(ctx: &mut Ctx, cmd: NodeCmd) -> CliResult<Report> {
         NodeCmd::WithdrawFees { node } => {
             (Call::WithdrawFees { node: NodeSmallId(node) }, format!("Withdrew node {node}'s unlocked fees"))
         }
-        NodeCmd::Claim { node, stacks } => {
+        NodeCmd::Claim { node, stacks, wait } => {
+            if wait {
+                wait_until_claimable(ctx, &stacks).await?;
+            }
             let list: Vec<String> = stacks.iter().map(ToString::to_string).collect();
             let call = Call::ClaimFunds {
                 node: NodeSmallId(node),
@@ -113,6 +116,52 @@ async fn simple(ctx: &mut Ctx, cmd: NodeCmd) -> CliResult<Report> {
         other => return Err(CliError::invalid(format!("{other:?} is handled elsewhere"))),
     };
     send(ctx, call, headline).await
+}
+
+/// Waits until the pending tickets of `stacks` can be claimed in the next block, judged by the
+/// last block's epoch and the later of its timestamp and this machine's clock. Stacks that are
+/// closed, unsettled or in dispute are left for the claim to name: waiting would not help.
+pub(crate) async fn wait_until_claimable(ctx: &mut Ctx, stacks: &[u64]) -> CliResult<()> {
+    let mut told = false;
+    loop {
+        let rpc = ctx.rpc()?;
+        let info = rpc.check(rpc.client().get_chain_info().await)?;
+        let at = info.timestamp_ms.max(unix_ms());
+        let mut wait_ms = 0;
+        for id in stacks {
+            let StackLookup::Open(view) = rpc.check(rpc.client().get_stack(StackSmallId(*id)).await)? else {
+                continue;
+            };
+            let Some(ticket) = view.settlement_ticket.filter(|t| t.status == TicketStatusView::Pending)
+            else {
+                continue;
+            };
+            if ticket.claimable(info.epoch, at) {
+                continue;
+            }
+            // Past the floor, the window waits for the epoch: look again in a second (a local
+            // network's epoch moves with `atoma epoch advance`).
+            wait_ms = wait_ms.max(ticket.window_floor_ms.saturating_sub(at).clamp(1, 1_000));
+            if !told {
+                eprintln!(
+                    "waiting for stack {id}'s dispute window to close (at epoch {} or at time {} ms, \
+                     whichever is later; the chain is at epoch {}, time {at} ms)",
+                    ticket.dispute_settled_at_epoch, ticket.window_floor_ms, info.epoch
+                );
+                told = true;
+            }
+        }
+        if wait_ms == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+    }
+}
+
+/// This machine's clock, in milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn subscription(a: SubscriptionArgs, new: bool) -> (Call, String) {

@@ -175,7 +175,8 @@ fn withdraw(db: &AtomaDb, rng: &mut SimRng, recipient: atoma_contract::Address) 
 /// each other.
 pub fn parameter_bounds(parameter: Parameter) -> (u64, u64) {
     match parameter {
-        Parameter::RegistrationCollateral | Parameter::SettlementTimeoutMs => (1, u64::MAX),
+        Parameter::RegistrationCollateral => (1, u64::MAX),
+        Parameter::SettlementTimeoutMs => (1, 86_400_000),
         Parameter::CrossValidationExtraNodesCount => (1, 16),
         Parameter::StackDisputeSettlementDelayEpochs
         | Parameter::StackExpirationEpochs

@@ -15,7 +15,7 @@ pub use admin::{expected_parameter_outcome, parameter_bounds};
 
 use atoma_contract::call::{AdminOp, Call};
 use atoma_contract::enums::SecurityLevel;
-use atoma_contract::state::{BadgeKind, Node, Stack, Task, TicketStatus};
+use atoma_contract::state::{BadgeKind, Node, Stack, Task};
 use atoma_contract::{Address, AtomaDb, ContractError, NodeSmallId, ObjectId, StackSmallId, TaskSmallId};
 
 use crate::actors::{Cast, Role};
@@ -60,6 +60,8 @@ pub struct View<'a> {
     pub db: &'a AtomaDb,
     /// The last applied block's epoch (the next block may already be in the next one).
     pub epoch: u64,
+    /// The next block's timestamp: actors plan for the block their calls will land in.
+    pub now_ms: u64,
     /// The run's seed, for the off-chain truth.
     pub seed: u64,
     /// Everyone's keys and roles.
@@ -72,6 +74,15 @@ pub fn plan_block(view: &View<'_>, rng: &mut SimRng) -> Vec<Planned> {
     let mut groups: Vec<Vec<Planned>> = Vec::new();
     for (index, actor) in view.cast.actors.iter().enumerate() {
         if !rng.chance(actor.role.activity_permille()) {
+            // An honest node's agent attests on time even when its operator does nothing else.
+            if actor.role == Role::HonestNode {
+                let calls = nodes::due_attestations(view, actor);
+                let group: Vec<Planned> =
+                    calls.into_iter().map(|(call, expect)| Planned { actor: index, call, expect }).collect();
+                if !group.is_empty() {
+                    groups.push(group);
+                }
+            }
             continue;
         }
         let calls = match actor.role {
@@ -186,21 +197,18 @@ pub(crate) fn live_tasks(db: &AtomaDb) -> Vec<&Task> {
     db.tasks_from(TaskSmallId(0)).filter(|t| t.deprecated_at_epoch.is_none()).collect()
 }
 
-/// Whether the ticket's dispute window is open at `epoch` (attestations, contests).
-pub(crate) fn window_open(stack: &Stack, epoch: u64) -> bool {
-    stack
-        .ticket
-        .as_ref()
-        .is_some_and(|t| t.status == TicketStatus::Pending && epoch < t.dispute_settled_at_epoch)
+/// Whether the ticket's dispute window may still be open in the next block (attestations,
+/// contests), by the contract's rule at the last epoch and the next block's time: open for
+/// certain while the time is before its floor, and perhaps open by the epoch rule, as the next
+/// block may start an epoch.
+pub(crate) fn window_open(stack: &Stack, v: &View<'_>) -> bool {
+    stack.ticket.as_ref().is_some_and(|t| t.window_open(&stack.terms, v.epoch, v.now_ms))
 }
 
-/// Whether the stack's ticket can be claimed at `epoch`.
-pub(crate) fn claimable(stack: &Stack, epoch: u64) -> bool {
-    stack.ticket.as_ref().is_some_and(|t| match t.status {
-        TicketStatus::Confirmed => true,
-        TicketStatus::Pending => epoch >= t.dispute_settled_at_epoch,
-        TicketStatus::InDispute { .. } => false,
-    })
+/// Whether the stack's ticket can be claimed in the next block (certain: a later epoch only
+/// closes the window further).
+pub(crate) fn claimable(stack: &Stack, v: &View<'_>) -> bool {
+    stack.ticket.as_ref().is_some_and(|t| t.claimable(&stack.terms, v.epoch, v.now_ms))
 }
 
 /// Whether the task is confidential compute.

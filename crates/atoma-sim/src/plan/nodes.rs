@@ -9,21 +9,24 @@ use atoma_contract::{AtomaDb, EchelonId, NodeSmallId, TOMA};
 use super::{Expect, View, claimable, is_confidential, live_tasks, nodes_of, window_open};
 use crate::actors::{ALL_OPTIMIZATIONS, Actor, DEVICE_TYPE, MODELS, PRICE_STEP, Role};
 use crate::rng::SimRng;
-use crate::truth::StackTruth;
+use crate::truth::{StackTruth, attester_ready_ms};
 
 /// The most calls a node sends in one block.
 const MAX_CALLS: usize = 3;
 
 type Calls = Vec<(Call, Expect)>;
 
-/// An operator of one node at a time (honest, lazy, lying or no-show; see [`Role`]).
+/// An operator of one node at a time (honest, lazy, lying or no-show; see [`Role`]). An honest
+/// operator's due attestations come first, for every node it has (a disabled one still owes the
+/// work it was given).
 pub(super) fn plan_node(v: &View<'_>, rng: &mut SimRng, actor: &Actor) -> Calls {
+    let due = if actor.role == Role::HonestNode { due_attestations(v, actor) } else { Vec::new() };
     let nodes = nodes_of(v.db, &actor.address);
     let Some(node) = nodes.iter().find(|n| !n.is_disabled()) else {
-        return retired(v, rng, &nodes);
+        return [due, retired(v, rng, &nodes)].concat();
     };
     if let Some(call) = prerequisite(v, rng, actor, node) {
-        return vec![(call, Expect::Anything)];
+        return [due, vec![(call, Expect::Anything)]].concat();
     }
     let mut work = Vec::new();
     let open: Vec<&Stack> = v.db.stacks().collect();
@@ -38,7 +41,7 @@ pub(super) fn plan_node(v: &View<'_>, rng: &mut SimRng, actor: &Actor) -> Calls 
     }
     let claims: Vec<_> = open
         .iter()
-        .filter(|s| s.selected_node == node.small_id && claimable(s, v.epoch))
+        .filter(|s| s.selected_node == node.small_id && claimable(s, v))
         .map(|s| s.small_id)
         .collect();
     for batch in claims.chunks(4) {
@@ -51,7 +54,44 @@ pub(super) fn plan_node(v: &View<'_>, rng: &mut SimRng, actor: &Actor) -> Calls 
     {
         work.push(call);
     }
-    work.into_iter().map(|call| (call, Expect::Anything)).collect()
+    due.into_iter().chain(work.into_iter().map(|call| (call, Expect::Anything))).collect()
+}
+
+/// What an honest operator owes this block whether or not it acts otherwise: an attestation for
+/// each stack one of its nodes was asked to attest, once its agent has re-run the transcript
+/// ([`crate::truth::attester_ready_ms`], within the settlement timeout) and while the window
+/// is open. Like the node agent, it always submits the proof it computed: one that differs
+/// from a forged proof opens the dispute (`StartAttestationDispute` would be refused if another
+/// party opened it first in the block, and leave the slot empty). Sent to a pending ticket
+/// before the window's floor in time, an attestation must be taken.
+pub(super) fn due_attestations(v: &View<'_>, actor: &Actor) -> Calls {
+    let mut due = Vec::new();
+    for node in nodes_of(v.db, &actor.address) {
+        for stack in v.db.stacks() {
+            let Some(ticket) = stack.ticket.as_ref() else { continue };
+            let Some(position) = ticket.requested_attestation_nodes.iter().position(|n| *n == node.small_id)
+            else {
+                continue;
+            };
+            let pending = ticket.attestations.get(position).is_some_and(Option::is_none);
+            let ready = attester_ready_ms(v.seed, stack, ticket.created_ms, position);
+            if !pending || v.now_ms < ready || !window_open(stack, v) {
+                continue;
+            }
+            let truth = StackTruth::of(v.seed, stack);
+            let (honest, _) = truth.honest();
+            let submit = Call::SubmitStackSettlementAttestation {
+                node: node.small_id,
+                stack: stack.small_id,
+                committed_stack_proof: honest.to_vec(),
+                stack_merkle_leaf: truth.attester_leaf(position).to_vec(),
+            };
+            let in_time =
+                ticket.status == TicketStatus::Pending && v.now_ms < ticket.window_floor_ms(&stack.terms);
+            due.push((submit, if in_time { Expect::Exactly(Ok(())) } else { Expect::Anything }));
+        }
+    }
+    due
 }
 
 /// An operator without an active node: destroys a retired one when allowed, or registers anew.
@@ -197,13 +237,16 @@ fn settle(v: &View<'_>, rng: &mut SimRng, node: NodeSmallId, stack: &Stack, lie:
     }
 }
 
-/// Attesting a stack the node was asked to attest: honest nodes agree with an honest proof and
-/// dispute a forged one; liars sometimes attest to a forgery; no-show nodes never come.
+/// Attesting a stack the node was asked to attest, for the roles other than honest (whose
+/// attestations are [`due_attestations`]): lazy nodes agree with an honest proof and dispute a
+/// forged one, when they get to it; liars sometimes attest to a forgery; no-show nodes never
+/// come.
 fn attest(v: &View<'_>, rng: &mut SimRng, role: Role, node: &Node, stack: &Stack) -> Option<Call> {
     let ticket = stack.ticket.as_ref()?;
     let position = ticket.requested_attestation_nodes.iter().position(|n| *n == node.small_id)?;
     let pending = ticket.attestations.get(position).is_some_and(Option::is_none);
-    if !pending || !window_open(stack, v.epoch) || role == Role::NoShowNode || !rng.chance(900) {
+    let open = ticket.status == TicketStatus::Pending && window_open(stack, v);
+    if !pending || !open || matches!(role, Role::NoShowNode | Role::HonestNode) || !rng.chance(900) {
         return None;
     }
     let truth = StackTruth::of(v.seed, stack);

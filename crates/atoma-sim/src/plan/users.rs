@@ -73,7 +73,7 @@ fn look_after(v: &View<'_>, rng: &mut SimRng, stack: &Stack) -> Option<Call> {
     if dispute_expired(stack, v.epoch) && rng.chance(600) {
         return Some(Call::ExpireDispute { stack: id });
     }
-    if ticket.status != TicketStatus::Pending || !window_open(stack, v.epoch) {
+    if ticket.status != TicketStatus::Pending || !window_open(stack, v) {
         return None;
     }
     let has_model = v.db.task(stack.task_small_id).is_some_and(|t| t.model_name.is_some());
