@@ -93,7 +93,7 @@ for pair in "ag-node-a $NODE_A" "ag-node-b $NODE_B" "ag-oracle $NODE_O"; do
 rpc = "$RPC"
 listen = "127.0.0.1:0"
 state_dir = "$WORK/$1"
-idle_settle_secs = 2
+idle_settle_secs = 5
 
 [[nodes]]
 key = "$1"
@@ -120,7 +120,7 @@ else
   echo "(set ATOMA_PYTHON to a python with the openai package to use it too: examples/openai_chat.py)"
 fi
 
-step "Nobody types anything now: node $NODE_A settles after 2 idle seconds, node $NODE_B attests, node $NODE_A claims"
+step "Nobody types anything now: node $NODE_A settles after 5 idle seconds, node $NODE_B attests, node $NODE_A claims"
 for _ in $(seq 600); do
   json stack show "$STACK" | jq -e '.closed' >/dev/null && break
   sleep 0.1

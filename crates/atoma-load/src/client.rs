@@ -214,18 +214,28 @@ pub(crate) struct Mix {
     pub(crate) pipeline: usize,
     /// Bought, not settled yet.
     to_settle: VecDeque<StackSmallId>,
-    /// Settled, with the epoch of their settlement; claimable once the epoch has passed.
-    settled: VecDeque<(StackSmallId, u64)>,
+    /// Settled, with the epoch and the block time of their settlement; claimable once the
+    /// epoch has passed and the settlement timeout has too (the dispute window's floor).
+    settled: VecDeque<(StackSmallId, u64, u64)>,
+    /// The stacks' settlement timeout (the task names no model: the global one).
+    settlement_timeout_ms: u64,
     /// Buys not answered yet.
     buying: usize,
     /// Settles sent since the last claim.
     settles_since_claim: usize,
     /// The newest epoch an answer named.
     epoch: u64,
+    /// The newest block time an answer named.
+    now_ms: u64,
 }
 
 impl Mix {
-    pub(crate) fn new(node: NodeSmallId, task: TaskSmallId, pipeline: usize) -> Self {
+    pub(crate) fn new(
+        node: NodeSmallId,
+        task: TaskSmallId,
+        pipeline: usize,
+        settlement_timeout_ms: u64,
+    ) -> Self {
         Mix {
             node,
             task,
@@ -235,11 +245,18 @@ impl Mix {
             buying: 0,
             settles_since_claim: 0,
             epoch: 0,
+            now_ms: 0,
+            settlement_timeout_ms,
         }
     }
 
     fn claimable(&self) -> usize {
-        self.settled.iter().take_while(|(_, epoch)| *epoch < self.epoch).count()
+        self.settled
+            .iter()
+            .take_while(|(_, epoch, at)| {
+                *epoch < self.epoch && at.saturating_add(self.settlement_timeout_ms) <= self.now_ms
+            })
+            .count()
     }
 }
 
@@ -263,7 +280,7 @@ impl Plan for Mix {
             || self.settles_since_claim >= SETTLES_PER_CLAIM;
         if claimable > 0 && claim_now {
             self.settles_since_claim = 0;
-            let stacks = self.settled.drain(..claimable.min(CLAIM_BATCH)).map(|(s, _)| s).collect();
+            let stacks = self.settled.drain(..claimable.min(CLAIM_BATCH)).map(|(s, _, _)| s).collect();
             return Some(Call::ClaimFunds { node: self.node, stacks });
         }
         let stack = self.to_settle.pop_front()?;
@@ -280,6 +297,7 @@ impl Plan for Mix {
 
     fn answered(&mut self, lane: usize, call: &Call, result: &TransactionResult) {
         self.epoch = self.epoch.max(result.epoch);
+        self.now_ms = self.now_ms.max(result.timestamp_ms);
         match call {
             Call::AcquireNewStack { .. } => {
                 self.buying -= 1;
@@ -288,13 +306,13 @@ impl Plan for Mix {
                 }
             }
             Call::TrySettleStack { stack, .. } if result.error.is_none() => {
-                self.settled.push_back((*stack, result.epoch));
+                self.settled.push_back((*stack, result.epoch, result.timestamp_ms));
             }
             // Claimed too early (a longer dispute delay than one epoch): try again later.
             Call::ClaimFunds { stacks, .. }
                 if result.error.as_ref().is_some_and(|e| e.name == "EStackDisputePeriodIsNotOver") =>
             {
-                self.settled.extend(stacks.iter().map(|s| (*s, result.epoch)));
+                self.settled.extend(stacks.iter().map(|s| (*s, result.epoch, result.timestamp_ms)));
             }
             _ => debug_assert!(lane == NODE || lane == USER),
         }
@@ -328,7 +346,7 @@ mod tests {
 
     #[test]
     fn the_mix_buys_settles_then_claims_after_the_epoch() {
-        let mut mix = Mix::new(NodeSmallId(1), TaskSmallId(1), 1);
+        let mut mix = Mix::new(NodeSmallId(1), TaskSmallId(1), 1, 1_000);
         assert!(matches!(mix.next(USER), Some(Call::AcquireNewStack { .. })));
         assert_eq!(mix.next(NODE), None, "nothing bought yet");
         mix.to_settle.push_back(StackSmallId(7));
@@ -336,9 +354,12 @@ mod tests {
         let Some(settle @ Call::TrySettleStack { stack: StackSmallId(7), .. }) = mix.next(NODE) else {
             panic!("a settle")
         };
-        mix.settled.push_back((StackSmallId(7), 0));
+        mix.settled.push_back((StackSmallId(7), 0, 5_000));
         assert_eq!(mix.next(NODE), None, "not claimable in the same epoch");
         mix.epoch = 1;
+        mix.now_ms = 5_999;
+        assert_eq!(mix.next(NODE), None, "not claimable within the settlement timeout");
+        mix.now_ms = 6_000;
         assert_eq!(
             mix.next(NODE),
             Some(Call::ClaimFunds { node: NodeSmallId(1), stacks: vec![StackSmallId(7)] })

@@ -360,7 +360,7 @@ async fn prepare_market(
         max_num_compute_units: client::STACK_UNITS * 1_000_000,
     };
     setup_call(submitter, chain_id, node, subscribe).await?;
-    Ok(Mix::new(node_id, task, pipeline))
+    Ok(Mix::new(node_id, task, pipeline, db.config.settlement_timeout_ms))
 }
 
 async fn setup_call(

@@ -84,7 +84,11 @@ async fn transfers_over_both_transports_with_every_kind_of_account() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mix_buys_settles_and_claims() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let node = Node::start(ChainConfig::local(dir.path()), loopback_rpc()).await;
+    let mut chain = ChainConfig::local(dir.path());
+    // Claims wait for the dispute window's floor in time too: a 100 ms settlement timeout lets
+    // them happen within the run.
+    chain.genesis.contract_config.settlement_timeout_ms = 100;
+    let node = Node::start(chain, loopback_rpc()).await;
     let mut mix = config(&node.server.url(), Transport::WebSocket, 2, 1);
     mix.workload = Workload::Mix { advance_epoch_every: Some(Duration::from_millis(300)) };
     mix.stop = Stop::Duration(Duration::from_secs(3));

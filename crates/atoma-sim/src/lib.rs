@@ -74,6 +74,7 @@
 
 pub mod actors;
 pub mod checks;
+pub mod economics;
 pub mod faults;
 pub mod plan;
 pub mod report;
