@@ -421,21 +421,68 @@ impl From<&Attestation> for AttestationView {
     }
 }
 
-/// A stack that has closed, and how: `{"smallId": {"inner": "3"}, "closed": "Claimed"}`.
-///
-/// `closed` is one of `Claimed`, `Reclaimed`, `RefundedAfterDispute`, `DisputeExpired`.
+/// A stack that has closed: how (`closed` is one of `Claimed`, `Reclaimed`,
+/// `RefundedAfterDispute`, `DisputeExpired`), who bought what from whom, and where its escrow
+/// went (`paidToNode + paidToAttesters + surcharge + refund = escrow`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClosedStackView {
     #[serde(with = "wire::small")]
     pub small_id: StackSmallId,
     pub closed: StackClosure,
+    /// Who held the stack when it closed (and got the refund).
+    pub owner: Address,
+    #[serde(with = "wire::small")]
+    pub task_small_id: TaskSmallId,
+    #[serde(with = "wire::small")]
+    pub selected_node: NodeSmallId,
+    #[serde(with = "wire::u64_str")]
+    pub num_compute_units: u64,
+    #[serde(with = "wire::u64_str")]
+    pub price_per_compute_unit: u64,
+    #[serde(with = "wire::u64_str")]
+    pub escrow: u64,
+    /// What the node claimed when it settled; `null` if it never settled.
+    #[serde(with = "wire::opt_u64_str")]
+    pub claimed_units: Option<u64>,
+    /// The units paid for (the claim, or the oracle's count); `"0"` unless `Claimed`.
+    #[serde(with = "wire::u64_str")]
+    pub paid_units: u64,
+    #[serde(with = "wire::u64_str")]
+    pub paid_to_node: u64,
+    /// Together, to the attesters that attested correctly.
+    #[serde(with = "wire::u64_str")]
+    pub paid_to_attesters: u64,
+    /// To the fee treasury.
+    #[serde(with = "wire::u64_str")]
+    pub surcharge: u64,
+    /// Back to `owner`; the four amounts add up to `escrow`.
+    #[serde(with = "wire::u64_str")]
+    pub refund: u64,
+    #[serde(with = "wire::u64_str")]
+    pub closed_epoch: u64,
 }
 
 impl ClosedStackView {
     /// The closed stack with this id.
     pub fn find(db: &AtomaDb, id: StackSmallId) -> Option<Self> {
-        db.stack_closure(id).map(|closed| ClosedStackView { small_id: id, closed })
+        db.closed_stack(id).map(|c| ClosedStackView {
+            small_id: id,
+            closed: c.closure,
+            owner: c.owner,
+            task_small_id: c.task_small_id,
+            selected_node: c.selected_node,
+            num_compute_units: c.num_compute_units,
+            price_per_compute_unit: c.price_per_compute_unit,
+            escrow: c.escrow,
+            claimed_units: c.claimed_units,
+            paid_units: c.paid_units,
+            paid_to_node: c.paid_to_node,
+            paid_to_attesters: c.paid_to_attesters,
+            surcharge: c.surcharge,
+            refund: c.refund,
+            closed_epoch: c.closed_epoch,
+        })
     }
 }
 

@@ -262,13 +262,29 @@ fn claimed_stack_shows_how_it_closed() {
     assert!(StackView::find(&net.db, StackSmallId(1)).is_none());
     assert!(TicketView::find(&net.db, StackSmallId(1)).is_none());
     let closed = ClosedStackView::find(&net.db, StackSmallId(1)).expect("stack 1 closed");
-    assert_eq!(round_trip(&closed), json!({"smallId": {"inner": "1"}, "closed": "Claimed"}));
+    assert_eq!(closed.closed, StackClosure::Claimed);
+    // 800 of 1,000 units at 1,500: 1,200,000 to the node, 300,000 back to bob.
+    let record = json!({
+        "smallId": {"inner": "1"},
+        "closed": "Claimed",
+        "owner": addr("bob").to_string(),
+        "taskSmallId": {"inner": "1"},
+        "selectedNode": {"inner": "1"},
+        "numComputeUnits": "1000",
+        "pricePerComputeUnit": "1500",
+        "escrow": "1500000",
+        "claimedUnits": "800",
+        "paidUnits": "800",
+        "paidToNode": "1200000",
+        "paidToAttesters": "0",
+        "surcharge": "0",
+        "refund": "300000",
+        "closedEpoch": "1",
+    });
+    assert_eq!(round_trip(&closed), record);
     let lookup = StackLookup::find(&net.db, StackSmallId(1)).expect("stack 1 is known");
-    assert_eq!(
-        lookup,
-        StackLookup::Closed(ClosedStackView { small_id: StackSmallId(1), closed: StackClosure::Claimed })
-    );
-    assert_eq!(round_trip(&lookup), json!({"smallId": {"inner": "1"}, "closed": "Claimed"}));
+    assert_eq!(lookup, StackLookup::Closed(closed));
+    assert_eq!(round_trip(&lookup), record);
 }
 
 #[test]

@@ -2,7 +2,8 @@
 
 use atoma_api::rpc::TransactionResult;
 use atoma_api::{
-    AuditView, BadgeView, EventEnvelope, ModelView, NodeView, StackLookup, StackView, TaskView, TicketView,
+    AuditView, BadgeView, ClosedStackView, EventEnvelope, ModelView, NodeView, StackLookup, StackView,
+    TaskView, TicketView,
 };
 use std::collections::BTreeMap;
 
@@ -207,9 +208,27 @@ pub fn task_table(tasks: &[TaskView]) -> String {
 pub fn stack(lookup: &StackLookup) -> Report {
     let text = match lookup {
         StackLookup::Open(s) => open_stack(s),
-        StackLookup::Closed(c) => format!("stack {} is closed: {:?}", c.small_id, c.closed),
+        StackLookup::Closed(c) => closed_stack(c),
     };
     Report::new(to_json(lookup), text)
+}
+
+fn closed_stack(c: &ClosedStackView) -> String {
+    fields(&[
+        ("stack", format!("{} (closed: {:?}, epoch {})", c.small_id, c.closed, c.closed_epoch)),
+        ("owner", c.owner.to_string()),
+        ("task", c.task_small_id.to_string()),
+        ("selected node", c.selected_node.to_string()),
+        ("units", thousands(u128::from(c.num_compute_units))),
+        ("price/unit", format!("{} base units", thousands(u128::from(c.price_per_compute_unit)))),
+        ("claimed units", opt(c.claimed_units.map(|u| thousands(u128::from(u))))),
+        ("paid units", thousands(u128::from(c.paid_units))),
+        ("escrow", money(c.escrow)),
+        ("to the node", money(c.paid_to_node)),
+        ("to attesters", money(c.paid_to_attesters)),
+        ("surcharge", money(c.surcharge)),
+        ("refund", money(c.refund)),
+    ])
 }
 
 fn open_stack(s: &StackView) -> String {

@@ -7,7 +7,7 @@ mod common;
 use atoma_agent::token::StackToken;
 use atoma_types::{Digest, Keypair};
 use common::{Network, operator_of};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const REQUESTS: &str =
     r#"[{"input": "2+2?", "output": "4"}, {"input": "capital of France?", "output": "Paris"}]"#;
@@ -143,7 +143,20 @@ fn sampling_consensus_settles_with_an_attester(net: &Network, ops: &[(&str, &str
     // escrow 50,000 + 10,000 + 600; paid 30,000 + 6,000 + 360 for 300 units (SPEC §7).
     assert_eq!(claimed["created"]["userRefund"], "24240");
     assert_eq!(net.balance("account-0"), before + 24_240);
-    assert_eq!(net.json(&["stack", "show", &stack])["closed"], "Claimed");
+    let shown = net.json(&["stack", "show", &stack]);
+    assert_eq!(shown["closed"], "Claimed");
+    // What the claim paid, kept after the stack closed.
+    assert_eq!(
+        (&shown["claimedUnits"], &shown["paidUnits"], &shown["refund"]),
+        (&json!("300"), &json!("300"), &json!("24240"))
+    );
+    assert_eq!(
+        (&shown["paidToNode"], &shown["paidToAttesters"], &shown["surcharge"]),
+        (&json!("30000"), &json!("360"), &json!("6000"))
+    );
+    let human = net.run(&["stack", "show", &stack]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.lines().any(|l| l.starts_with("refund") && l.ends_with("0.00002424 TOMA")), "{text}");
 }
 
 /// The owner contests the claimed units; the oracle settles the stack at the owner's count.

@@ -8,7 +8,7 @@ use crate::exec::Tx;
 use crate::ids::{NodeSmallId, StackSmallId};
 use crate::money;
 use crate::settlement::{bytes32, window_open};
-use crate::state::{AtomaDb, SettlementTicket, Stack, StackClosure, TicketStatus};
+use crate::state::{AtomaDb, SettlementTicket, Split, Stack, StackClosure, TicketStatus};
 
 /// Who was right and what the slash paid, for the resolution event.
 struct Verdict {
@@ -203,8 +203,9 @@ impl AtomaDb {
     ) -> Result<u64, ContractError> {
         self.slash_absent_attesters(tx, stack, ticket)?;
         let owner = self.stack_owner(stack)?;
+        let split = Split { refund: stack.escrow, ..Split::default() };
+        self.close_stack(tx, stack, StackClosure::RefundedAfterDispute, split)?;
         self.credit(owner, stack.escrow)?;
-        self.close_stack(stack, StackClosure::RefundedAfterDispute)?;
         Ok(stack.escrow)
     }
 
@@ -242,8 +243,9 @@ impl AtomaDb {
             return Err(ContractError::ENotEnoughEpochsPassed);
         }
         let owner = self.stack_owner(&stack)?;
+        let split = Split { refund: stack.escrow, ..Split::default() };
+        self.close_stack(tx, &stack, StackClosure::DisputeExpired, split)?;
         self.credit(owner, stack.escrow)?;
-        self.close_stack(&stack, StackClosure::DisputeExpired)?;
         tx.emit(StackDisputeExpiredEvent { stack_small_id: stack_id, refund_amount: stack.escrow });
         Ok(())
     }

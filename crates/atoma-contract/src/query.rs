@@ -5,7 +5,8 @@ use crate::enums::DeviceType;
 use crate::hash::blake2b256;
 use crate::ids::{Address, EchelonId, NodeSmallId, ObjectId, StackSmallId, TaskSmallId};
 use crate::state::{
-    AtomaDb, Badge, Globals, Model, Node, SettlementTicket, Stack, StackClosure, Subscription, Task,
+    AtomaDb, Badge, ClosedStack, Globals, Model, Node, SettlementTicket, Stack, StackClosure, Subscription,
+    Task,
 };
 
 impl AtomaDb {
@@ -78,7 +79,12 @@ impl AtomaDb {
 
     /// How a closed stack closed.
     pub fn stack_closure(&self, id: StackSmallId) -> Option<StackClosure> {
-        self.closed_stacks.get(&id).copied()
+        self.closed_stacks.get(&id).map(|c| c.closure)
+    }
+
+    /// What is kept of a closed stack.
+    pub fn closed_stack(&self, id: StackSmallId) -> Option<&ClosedStack> {
+        self.closed_stacks.get(&id)
     }
 
     /// An open stack's settlement ticket.

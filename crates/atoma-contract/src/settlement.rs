@@ -18,7 +18,7 @@ use crate::exec::Tx;
 use crate::ids::{NodeSmallId, StackSmallId};
 use crate::money;
 use crate::sampling::{Want, uniform_below};
-use crate::state::{AtomaDb, Attestation, SettlementTicket, Stack, StackClosure, TicketStatus};
+use crate::state::{AtomaDb, Attestation, SettlementTicket, Split, Stack, StackClosure, TicketStatus};
 use crate::tee;
 
 /// The most stacks one `claim_funds` call may name.
@@ -352,9 +352,13 @@ impl AtomaDb {
         let refund = u128::from(stack.escrow).checked_sub(paid).ok_or(ContractError::EArithmeticOverflow)?;
         let refund = u64::try_from(refund).map_err(|_| ContractError::EArithmeticOverflow)?;
         let owner = self.stack_owner(stack)?;
+        let attesters = u64::try_from(paid - u128::from(shares.node) - u128::from(shares.surcharge))
+            .map_err(|_| ContractError::EArithmeticOverflow)?;
+        let split =
+            Split { paid_units: units, node: shares.node, attesters, surcharge: shares.surcharge, refund };
+        self.close_stack(tx, stack, StackClosure::Claimed, split)?;
         self.credit(owner, refund)?;
         self.reward_reputation(tx, stack.selected_node)?;
-        self.close_stack(stack, StackClosure::Claimed)?;
         tx.emit(StackSettlementTicketClaimedEvent {
             stack_small_id: stack.small_id,
             selected_node_id: stack.selected_node,

@@ -7,7 +7,7 @@ use crate::exec::Tx;
 use crate::ids::{EchelonId, NodeSmallId, StackSmallId, TaskSmallId};
 use crate::money;
 use crate::sampling::Want;
-use crate::state::{AtomaDb, BadgeKind, Stack, StackClosure, StackTerms, Task};
+use crate::state::{AtomaDb, BadgeKind, ClosedStack, Split, Stack, StackClosure, StackTerms, Task};
 
 impl AtomaDb {
     pub(crate) fn acquire_new_stack(
@@ -116,7 +116,8 @@ impl AtomaDb {
         if stack.ticket.is_some() || tx.epoch() < expires_at {
             return Err(ContractError::EStackNotExpired);
         }
-        self.close_stack(&stack, StackClosure::Reclaimed)?;
+        let split = Split { refund: stack.escrow, ..Split::default() };
+        self.close_stack(tx, &stack, StackClosure::Reclaimed, split)?;
         self.credit(tx.sender(), stack.escrow)?;
         tx.emit(StackExpiredEvent {
             stack_small_id: id,
@@ -127,11 +128,41 @@ impl AtomaDb {
         Ok(())
     }
 
-    /// Closes a stack: removes it and its badge, and releases the task and every node it named.
-    /// The caller moves the escrow.
-    pub(crate) fn close_stack(&mut self, stack: &Stack, closure: StackClosure) -> Result<(), ContractError> {
+    /// Closes a stack: removes it and its badge, keeps its [`ClosedStack`] record, and releases
+    /// the task and every node it named. The caller moves the escrow as `split` says, to the
+    /// owner the record names (read before the badge is burnt).
+    pub(crate) fn close_stack(
+        &mut self,
+        tx: &Tx<'_>,
+        stack: &Stack,
+        closure: StackClosure,
+        split: Split,
+    ) -> Result<(), ContractError> {
+        let record = ClosedStack {
+            closure,
+            owner: self.stack_owner(stack)?,
+            task_small_id: stack.task_small_id,
+            selected_node: stack.selected_node,
+            num_compute_units: stack.num_compute_units,
+            price_per_compute_unit: stack.price_per_compute_unit,
+            escrow: stack.escrow,
+            claimed_units: stack.ticket.as_ref().map(|t| t.num_claimed_compute_units),
+            paid_units: split.paid_units,
+            paid_to_node: split.node,
+            paid_to_attesters: split.attesters,
+            surcharge: split.surcharge,
+            refund: split.refund,
+            closed_epoch: tx.epoch(),
+        };
+        let total = [split.node, split.attesters, split.surcharge, split.refund]
+            .iter()
+            .try_fold(0u64, |sum, part| sum.checked_add(*part))
+            .ok_or(ContractError::EArithmeticOverflow)?;
+        if total != stack.escrow {
+            return Err(ContractError::EInternalPanic);
+        }
         self.stacks.remove(&stack.small_id);
-        self.closed_stacks.insert(stack.small_id, closure);
+        self.closed_stacks.insert(stack.small_id, record);
         self.burn_badge(stack.badge_id);
         let task = self.task_mut(stack.task_small_id)?;
         task.open_stacks = task.open_stacks.checked_sub(1).ok_or(ContractError::EInternalPanic)?;

@@ -338,6 +338,50 @@ pub enum StackClosure {
     DisputeExpired,
 }
 
+/// What is kept of a closed stack: who bought what from whom, how it closed, and where its
+/// escrow went — `paid_to_node + paid_to_attesters + surcharge + refund = escrow`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ClosedStack {
+    /// How it closed.
+    pub closure: StackClosure,
+    /// Who held the stack's badge when it closed (and got the refund).
+    pub owner: Address,
+    /// The task it was bought for.
+    pub task_small_id: TaskSmallId,
+    /// The node that served it.
+    pub selected_node: NodeSmallId,
+    /// Units bought.
+    pub num_compute_units: u64,
+    /// The selected node's price per unit.
+    pub price_per_compute_unit: u64,
+    /// What the owner escrowed at purchase.
+    pub escrow: u64,
+    /// The units the selected node claimed when it settled; `None` if it never settled.
+    pub claimed_units: Option<u64>,
+    /// The units paid for: the claim, or the oracle's count; 0 unless the stack was claimed.
+    pub paid_units: u64,
+    /// What the selected node earned.
+    pub paid_to_node: u64,
+    /// What the attesters that attested correctly earned, together.
+    pub paid_to_attesters: u64,
+    /// What went to the fee treasury (sampling consensus).
+    pub surcharge: u64,
+    /// What went back to the owner.
+    pub refund: u64,
+    /// The epoch it closed in.
+    pub closed_epoch: u64,
+}
+
+/// How a closed stack's escrow was divided, for [`ClosedStack`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub(crate) struct Split {
+    pub paid_units: u64,
+    pub node: u64,
+    pub attesters: u64,
+    pub surcharge: u64,
+    pub refund: u64,
+}
+
 /// Counters, treasuries and configuration: the scalar part of the state.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Globals {
@@ -380,7 +424,7 @@ pub struct AtomaDb {
     pub(crate) node_models: Table<(NodeSmallId, String, EchelonId), ()>,
     pub(crate) tasks: Table<TaskSmallId, Task>,
     pub(crate) stacks: Slab<StackSmallId, Stack>,
-    pub(crate) closed_stacks: Table<StackSmallId, StackClosure>,
+    pub(crate) closed_stacks: Table<StackSmallId, ClosedStack>,
     pub(crate) attestation_roots: Table<DeviceType, [u8; 32]>,
     /// Where each node's agent serves users, for nodes whose owner set it.
     pub(crate) node_endpoints: Table<NodeSmallId, String>,

@@ -138,6 +138,15 @@ fn agreeing_attesters_settle_early_and_are_paid() {
     assert_eq!(e.attestation_nodes, attesters);
     // escrow 100_000 + 20_000 + 2 × 1_200; paid 50_000 + 10_000 + 2 × 600.
     assert_eq!(e.user_refund_amount, 122_400 - 61_200);
+    let record = *w.db.closed_stack(stack).unwrap();
+    assert_eq!(
+        (record.closure, record.claimed_units, record.paid_units),
+        (StackClosure::Claimed, Some(50), 50)
+    );
+    assert_eq!(
+        (record.paid_to_node, record.paid_to_attesters, record.surcharge, record.refund),
+        (50_000, 1_200, 10_000, 61_200)
+    );
     for attester in attesters {
         assert_eq!(w.db.node(attester).unwrap().fees.locked, 600);
     }
@@ -228,6 +237,10 @@ fn attester_disagrees_and_the_oracle_sides_with_the_attester() {
     assert_eq!(e.user_refund_amount, 121_200);
     assert_eq!(w.balance(user), START_BALANCE, "the owner gets the whole escrow back");
     assert_eq!(w.db.stack_closure(stack), Some(StackClosure::RefundedAfterDispute));
+    let record = *w.db.closed_stack(stack).unwrap();
+    assert_eq!((record.owner, record.claimed_units, record.paid_units), (user, Some(100), 0));
+    assert_eq!((record.paid_to_node, record.paid_to_attesters, record.surcharge), (0, 0, 0));
+    assert_eq!(record.refund, 121_200);
     assert_eq!(w.db.node(honest).unwrap().fees.locked, COLLATERAL / 5);
     assert_eq!(w.db.node(oracle).unwrap().fees.locked, COLLATERAL / 10);
 }
@@ -494,6 +507,14 @@ fn unsettled_stack_expires_and_its_owner_reclaims_everything() {
     let n = w.db.node(node).unwrap();
     assert_eq!((n.collateral, n.reputation, n.open_work), (COLLATERAL - COLLATERAL / 10, 90, 0));
     assert_eq!(w.db.stack_closure(stack), Some(StackClosure::Reclaimed));
+    let record = *w.db.closed_stack(stack).unwrap();
+    assert_eq!((record.owner, record.selected_node, record.task_small_id), (user, node, task));
+    assert_eq!((record.num_compute_units, record.price_per_compute_unit, record.escrow), (100, 7, 700));
+    assert_eq!(
+        (record.claimed_units, record.paid_units, record.paid_to_node, record.refund),
+        (None, 0, 0, 700)
+    );
+    assert_eq!(record.closed_epoch, 7);
 }
 
 #[test]

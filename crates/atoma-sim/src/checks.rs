@@ -497,6 +497,15 @@ impl Auditor {
                         e.num_claimed_compute_units
                     );
                 }
+                let record = self.shadow.closed_stack(id).copied();
+                ensure!(
+                    self.checks,
+                    record.is_some_and(|r| r.refund == e.user_refund_amount
+                        && r.paid_units == e.num_claimed_compute_units
+                        && r.escrow == stack.escrow
+                        && r.paid_to_node + r.paid_to_attesters + r.surcharge + r.refund == r.escrow),
+                    "stack {id}: the closed record {record:?} does not match the claim {e:?}"
+                );
                 let paid = spec_payout(stack, e.num_claimed_compute_units, e.attestation_nodes.len());
                 let refund = u128::from(stack.escrow).checked_sub(paid);
                 ensure!(

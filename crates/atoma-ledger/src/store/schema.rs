@@ -26,8 +26,10 @@ use atoma_types::{TxOutcome, TxStatus};
 /// version 3 would take such a record for damage, so it is refused the store by name instead;
 /// version 5: the state gains node endpoints (`set_node_endpoint`), so a snapshot, the BCS of
 /// [`AtomaDb`], has one more table, and a version-4 (or 3) store's snapshots do not decode — such
-/// a store is refused by name with the advice to start afresh.
-pub const STORE_FORMAT_VERSION: u32 = 5;
+/// a store is refused by name with the advice to start afresh. Version 6: a closed stack keeps
+/// a record (owner, task, node, units, escrow and how it was divided) instead of how it closed
+/// only, so version-5 snapshots do not decode either.
+pub const STORE_FORMAT_VERSION: u32 = 6;
 /// Older versions that are already valid stores of [`STORE_FORMAT_VERSION`], upgraded in place by
 /// writing the new number. None today: version 3 was one while 4 was current (a version-3 store
 /// holds no skipped transaction), but a version-3 store's snapshots predate node endpoints too.
