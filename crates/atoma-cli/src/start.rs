@@ -8,12 +8,14 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use atoma_ledger::chain::{CHAIN_DB_FILE, MAX_BLOCK_TIME_MS};
+use atoma_api::rpc::{DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_RESPONSE_BODY_BYTES};
+use atoma_ledger::chain::{CHAIN_DB_FILE, DEFAULT_NONCE_HOLD_MS, MAX_BLOCK_TIME_MS, MAX_NONCE_HOLD_MS};
 use atoma_ledger::genesis::{ADMIN_ALIAS, FAUCET_ALIAS, MAX_TEST_ACCOUNTS};
 use atoma_ledger::keystore::KEYSTORE_FILE;
 use atoma_ledger::{Chain, ChainConfig, ChainError, ChainHandle, ChainTask, Keystore};
-use atoma_rpc::server::DEFAULT_PORT;
+use atoma_rpc::server::{self as rpc, DEFAULT_PORT};
 use atoma_rpc::{RpcConfig, RpcServerHandle, ServeError};
 use clap::Args;
 use serde_json::{Value, json};
@@ -45,6 +47,97 @@ pub struct StartArgs {
     /// Delete the chain database and start over from a new genesis (imported keys are kept)
     #[arg(long)]
     pub fresh: bool,
+    /// How long a transaction a few nonces ahead waits for the missing ones before it is refused
+    /// ENonceFuture, in milliseconds (0: refused at once)
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_NONCE_HOLD_MS,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_NONCE_HOLD_MS))]
+    pub nonce_hold_ms: u64,
+    #[command(flatten)]
+    pub rpc_limits: RpcLimitArgs,
+}
+
+/// The RPC server's limits (docs/RPC.md, "Limits"); each is checked when the server starts.
+#[derive(Args, Debug, Clone)]
+pub struct RpcLimitArgs {
+    /// Simultaneous HTTP requests and WebSocket connections; more are answered HTTP 429
+    #[arg(long, value_name = "N", default_value_t = rpc::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rpc_max_connections: u32,
+    /// The same, from one IP address (ETooManyConnectionsFromAddress)
+    #[arg(long, value_name = "N", default_value_t = rpc::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rpc_max_connections_per_address: u32,
+    /// Live event subscriptions per WebSocket connection
+    #[arg(long, value_name = "N", default_value_t = rpc::DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rpc_max_subscriptions_per_connection: u32,
+    /// Live event subscriptions of one IP address over all its connections
+    /// (ETooManySubscriptionsFromAddress)
+    #[arg(long, value_name = "N", default_value_t = rpc::DEFAULT_MAX_SUBSCRIPTIONS_PER_ADDRESS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rpc_max_subscriptions_per_address: u32,
+    /// What a WebSocket may leave unread before it is closed (1008 ESendBufferFull), in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = rpc::DEFAULT_WS_SEND_BUFFER_BYTES,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub rpc_ws_send_buffer_bytes: u64,
+    /// The largest request body, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_REQUEST_BODY_BYTES,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rpc_max_request_body_bytes: u32,
+    /// The largest response body, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BODY_BYTES,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rpc_max_response_body_bytes: u32,
+    /// What request bodies being read may buffer together, in bytes (at least one largest body)
+    #[arg(long, value_name = "BYTES", default_value_t = rpc::DEFAULT_MAX_BUFFERED_BODY_BYTES,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub rpc_max_buffered_body_bytes: u64,
+    /// Calls in one JSON-RPC batch
+    #[arg(long, value_name = "N", default_value_t = rpc::DEFAULT_MAX_BATCH_LEN,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rpc_max_batch_len: u32,
+    /// How long a new connection may take to send its first request's headers, in milliseconds
+    #[arg(long, value_name = "MS", default_value_t = millis(rpc::DEFAULT_FIRST_REQUEST_TIMEOUT),
+          value_parser = clap::value_parser!(u64).range(1..=MAX_RPC_TIMEOUT_MS))]
+    pub rpc_first_request_timeout_ms: u64,
+    /// How long a request body may take to arrive after its headers (then HTTP 408), in
+    /// milliseconds
+    #[arg(long, value_name = "MS", default_value_t = millis(rpc::DEFAULT_REQUEST_BODY_TIMEOUT),
+          value_parser = clap::value_parser!(u64).range(1..=MAX_RPC_TIMEOUT_MS))]
+    pub rpc_request_body_timeout_ms: u64,
+    /// How long a WebSocket may send nothing, not even a pong, before it is closed, in
+    /// milliseconds
+    #[arg(long, value_name = "MS", default_value_t = millis(rpc::DEFAULT_WS_IDLE_TIMEOUT),
+          value_parser = clap::value_parser!(u64).range(1..=MAX_RPC_TIMEOUT_MS))]
+    pub rpc_ws_idle_timeout_ms: u64,
+}
+
+/// The longest RPC timeout a flag takes: one day.
+pub const MAX_RPC_TIMEOUT_MS: u64 = 86_400_000;
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl RpcLimitArgs {
+    /// The server's configuration: these limits, listening on `addr`.
+    pub fn config(&self, addr: SocketAddr) -> RpcConfig {
+        RpcConfig {
+            max_connections: self.rpc_max_connections,
+            max_connections_per_address: self.rpc_max_connections_per_address,
+            max_subscriptions_per_connection: self.rpc_max_subscriptions_per_connection,
+            max_subscriptions_per_address: self.rpc_max_subscriptions_per_address,
+            ws_send_buffer_bytes: self.rpc_ws_send_buffer_bytes,
+            max_request_body_bytes: self.rpc_max_request_body_bytes,
+            max_response_body_bytes: self.rpc_max_response_body_bytes,
+            max_buffered_body_bytes: self.rpc_max_buffered_body_bytes,
+            max_batch_len: self.rpc_max_batch_len,
+            first_request_timeout: Duration::from_millis(self.rpc_first_request_timeout_ms),
+            request_body_timeout: Duration::from_millis(self.rpc_request_body_timeout_ms),
+            ws_idle_timeout: Duration::from_millis(self.rpc_ws_idle_timeout_ms),
+            ..RpcConfig::listening_on(addr)
+        }
+    }
 }
 
 /// Runs the local network until Ctrl-C.
@@ -61,7 +154,7 @@ pub async fn run(args: StartArgs, out: &Output) -> CliResult<()> {
     for repair in chain.ledger().repairs() {
         out.note(&format!("the chain store was damaged and repaired: {repair}"));
     }
-    let server = match serve(&chain, args.rpc_addr).await {
+    let server = match serve(&chain, args.rpc_limits.config(args.rpc_addr)).await {
         Ok(server) => server,
         Err(e) => {
             stop_chain(chain, task).await;
@@ -112,6 +205,7 @@ async fn open_chain(args: &StartArgs, data_dir: &Path) -> CliResult<(ChainHandle
     config.block_time_ms = args.block_time_ms;
     config.genesis.accounts = args.accounts;
     config.genesis.epoch_duration_ms = args.epoch_ms;
+    config.nonce_hold_ms = args.nonce_hold_ms;
     // Opening recovers from disk (redb, replay): blocking work.
     let dir = data_dir.display().to_string();
     tokio::task::spawn_blocking(move || Chain::open(config))
@@ -132,12 +226,14 @@ async fn open_chain(args: &StartArgs, data_dir: &Path) -> CliResult<(ChainHandle
         })
 }
 
-async fn serve(chain: &ChainHandle, addr: SocketAddr) -> CliResult<RpcServerHandle> {
-    atoma_rpc::serve(chain.clone(), RpcConfig::listening_on(addr)).await.map_err(|e| match e {
+async fn serve(chain: &ChainHandle, config: RpcConfig) -> CliResult<RpcServerHandle> {
+    atoma_rpc::serve(chain.clone(), config).await.map_err(|e| match e {
         ServeError::Bind { .. } => CliError::new(
             CliErrorKind::EAddressInUse,
             format!("{e}. Is another `atoma start` running? Stop it, or pass --rpc-addr 127.0.0.1:PORT"),
         ),
+        // A combination of limits the flags' own ranges let through.
+        ServeError::InvalidConfig(_) => CliError::new(CliErrorKind::EInvalidArgument, e.to_string()),
         other => CliError::new(CliErrorKind::ERpc, other.to_string()),
     })
 }

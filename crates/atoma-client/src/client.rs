@@ -332,12 +332,37 @@ impl Client {
     /// transport): every matching event committed after this returns, in order.
     ///
     /// # Errors
-    /// Transport errors (the WebSocket could not be opened); `TOO_MANY_SUBSCRIPTIONS` cannot
-    /// happen on the fresh connection.
+    /// Transport errors (the WebSocket could not be opened; HTTP 429 when the server or this
+    /// address holds its maximum of connections); `TOO_MANY_SUBSCRIPTIONS` with
+    /// `ETooManySubscriptionsFromAddress` when this address holds its maximum of subscriptions.
     pub async fn subscribe_events(&self, filter: &EventFilter) -> Result<EventStream, ClientError> {
+        self.subscribe_events_from(filter, None).await
+    }
+
+    /// `atoma_subscribeEvents` resuming after the event `from` (the id of the last event the
+    /// caller handled): every matching event after it — read back from the log, then live —
+    /// in order, none twice. With `None`, as [`Client::subscribe_events`]. A stream that ended
+    /// (the connection broke, or the server closed it with `ESendBufferFull` because it was not
+    /// read) is resumed this way with no gap.
+    ///
+    /// # Errors
+    /// As [`Client::subscribe_events`]; invalid params with `EInvalidCursor` when no event has
+    /// the id `from`.
+    pub async fn subscribe_events_from(
+        &self,
+        filter: &EventFilter,
+        from: Option<&EventId>,
+    ) -> Result<EventStream, ClientError> {
+        let from = match from {
+            Some(id) => serde_json::to_value(id).map_err(|e| ClientError::Decode {
+                method: SUBSCRIBE_EVENTS.into(),
+                reason: e.to_string(),
+            })?,
+            None => Value::Null,
+        };
         let ws = ws_connect(&self.ws_url, self.request_timeout).await?;
         let subscription = ws
-            .subscribe(SUBSCRIBE_EVENTS, Positional(vec![filter_to_json(filter)]), UNSUBSCRIBE_EVENTS)
+            .subscribe(SUBSCRIBE_EVENTS, Positional(vec![filter_to_json(filter), from]), UNSUBSCRIBE_EVENTS)
             .await
             .map_err(|e| ClientError::from_jsonrpc(SUBSCRIBE_EVENTS, e))?;
         Ok(EventStream::new(subscription, ws))

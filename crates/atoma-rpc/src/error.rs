@@ -28,6 +28,17 @@ pub enum RpcErrorName {
     ESubscriptionNeedsWebSocket,
     /// The request's body did not arrive whole within [`crate::RpcConfig::request_body_timeout`].
     ERequestBodyTimeout,
+    /// The server holds [`crate::RpcConfig::max_connections`] connections already (HTTP 429).
+    ETooManyConnections,
+    /// The peer's address holds [`crate::RpcConfig::max_connections_per_address`] connections
+    /// already (HTTP 429).
+    ETooManyConnectionsFromAddress,
+    /// The peer's address holds [`crate::RpcConfig::max_subscriptions_per_address`]
+    /// subscriptions already.
+    ETooManySubscriptionsFromAddress,
+    /// The peer left more than [`crate::RpcConfig::ws_send_buffer_bytes`] unread: its WebSocket
+    /// is closed (code 1008, this name as the reason).
+    ESendBufferFull,
 }
 
 impl RpcErrorName {
@@ -38,6 +49,10 @@ impl RpcErrorName {
             RpcErrorName::EBlockNotFound => "EBlockNotFound",
             RpcErrorName::ESubscriptionNeedsWebSocket => "ESubscriptionNeedsWebSocket",
             RpcErrorName::ERequestBodyTimeout => "ERequestBodyTimeout",
+            RpcErrorName::ETooManyConnections => "ETooManyConnections",
+            RpcErrorName::ETooManyConnectionsFromAddress => "ETooManyConnectionsFromAddress",
+            RpcErrorName::ETooManySubscriptionsFromAddress => "ETooManySubscriptionsFromAddress",
+            RpcErrorName::ESendBufferFull => "ESendBufferFull",
         }
     }
 
@@ -49,6 +64,10 @@ impl RpcErrorName {
                 RpcErrorName::EBlockNotFound => 1,
                 RpcErrorName::ESubscriptionNeedsWebSocket => 2,
                 RpcErrorName::ERequestBodyTimeout => 3,
+                RpcErrorName::ETooManyConnections => 4,
+                RpcErrorName::ETooManyConnectionsFromAddress => 5,
+                RpcErrorName::ETooManySubscriptionsFromAddress => 6,
+                RpcErrorName::ESendBufferFull => 7,
             }
     }
 
@@ -63,6 +82,31 @@ impl RpcErrorName {
             RpcErrorName::ERequestBodyTimeout => {
                 "the request body did not arrive in time; the connection is closed"
             }
+            RpcErrorName::ETooManyConnections => {
+                "the server serves as many connections as it may; retry later"
+            }
+            RpcErrorName::ETooManyConnectionsFromAddress => {
+                "your address holds as many connections and requests in flight as it may; retry when one ends"
+            }
+            RpcErrorName::ETooManySubscriptionsFromAddress => {
+                "your address holds as many subscriptions as it may; end one first"
+            }
+            RpcErrorName::ESendBufferFull => {
+                "the connection left more unread than its send buffer holds; it is closed — subscribe again with `from` to resume"
+            }
+        }
+    }
+
+    /// The JSON-RPC error code it is answered under.
+    pub fn json_rpc_code(self) -> i32 {
+        match self {
+            RpcErrorName::ETransactionNotFound | RpcErrorName::EBlockNotFound => codes::NOT_FOUND,
+            RpcErrorName::ESubscriptionNeedsWebSocket => codes::METHOD_NOT_FOUND,
+            RpcErrorName::ERequestBodyTimeout => codes::INVALID_REQUEST,
+            RpcErrorName::ETooManyConnections
+            | RpcErrorName::ETooManyConnectionsFromAddress
+            | RpcErrorName::ESendBufferFull => codes::SERVER_BUSY,
+            RpcErrorName::ETooManySubscriptionsFromAddress => codes::TOO_MANY_SUBSCRIPTIONS,
         }
     }
 
@@ -111,6 +155,23 @@ impl RpcError {
 
     fn named(code: i32, view: ErrorView) -> Self {
         RpcError { code, message: format!("{}: {}", view.name, view.message), data: Some(view) }
+    }
+
+    /// An HTTP answer with `status` whose body is this error as a JSON-RPC response (`id` null),
+    /// closing the connection when `status` is not 200 (the request may not have been read).
+    pub fn into_http(self, status: http::StatusCode) -> jsonrpsee::server::HttpResponse {
+        use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
+        use jsonrpsee::types::{Id, Response, ResponsePayload};
+        let answer = Response::new(ResponsePayload::<()>::error(ErrorObjectOwned::from(self)), Id::Null);
+        let body = serde_json::to_string(&answer).unwrap_or_default();
+        let mut response = jsonrpsee::server::HttpResponse::new(jsonrpsee::server::HttpBody::from(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        if status != http::StatusCode::OK {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 
@@ -202,6 +263,10 @@ mod tests {
             RpcErrorName::EBlockNotFound,
             RpcErrorName::ESubscriptionNeedsWebSocket,
             RpcErrorName::ERequestBodyTimeout,
+            RpcErrorName::ETooManyConnections,
+            RpcErrorName::ETooManyConnectionsFromAddress,
+            RpcErrorName::ETooManySubscriptionsFromAddress,
+            RpcErrorName::ESendBufferFull,
         ] {
             assert!(name.code() >= RPC_ERROR_CODE_BASE && name.code() < RPC_ERROR_CODE_BASE + 1000);
             assert!(ContractError::from_name(name.name()).is_none());

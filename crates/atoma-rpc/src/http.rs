@@ -28,6 +28,7 @@ use atoma_api::rpc::HealthView;
 pub(crate) struct RpcMetrics {
     active_subscriptions: AtomicU64,
     subscription_catch_ups: AtomicU64,
+    websockets_cut: AtomicU64,
 }
 
 /// Counts one live subscription while it exists.
@@ -49,6 +50,10 @@ impl RpcMetrics {
         self.subscription_catch_ups.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn websocket_cut(&self) {
+        self.websockets_cut.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn to_prometheus(&self) -> String {
         let rows = [
             (
@@ -62,6 +67,12 @@ impl RpcMetrics {
                 "counter",
                 "Times a slow subscriber was caught up from the event log.",
                 self.subscription_catch_ups.load(Ordering::Relaxed),
+            ),
+            (
+                "atoma_rpc_websockets_cut_total",
+                "counter",
+                "WebSockets closed because they left more than their send buffer unread (ESendBufferFull).",
+                self.websockets_cut.load(Ordering::Relaxed),
             ),
         ];
         rows.iter()

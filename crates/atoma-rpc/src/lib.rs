@@ -32,14 +32,18 @@
 
 #![deny(missing_docs)]
 
+mod address;
 mod body;
+mod connection;
 pub mod error;
 mod http;
 mod methods;
 mod middleware;
+mod outgoing;
 mod params;
 pub mod server;
 mod subscription;
 
 pub use error::{RPC_ERROR_CODE_BASE, RpcErrorName};
+pub use outgoing::SEND_BUFFER_FULL_CLOSE_CODE;
 pub use server::{RpcConfig, RpcServerHandle, ServeError, serve};

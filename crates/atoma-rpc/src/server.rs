@@ -1,12 +1,15 @@
 //! Starting and stopping the server: [`serve`], [`RpcConfig`], [`RpcServerHandle`].
 //!
-//! One jsonrpsee server answers JSON-RPC over HTTP `POST` and over WebSocket on the same port,
-//! and small tower layers in front of it answer `GET /health` and `GET /metrics` (`http.rs`)
-//! and read request bodies whole within a deadline (`body.rs`). Everything that comes from
-//! outside is bounded here: request and response sizes, connections, subscriptions per
-//! connection, batch lengths, and time — for a connection's first request, for a request body,
-//! and for a WebSocket that sends nothing (jsonrpsee's pings); page sizes, the faucet and clock
-//! moves are bounded by the methods.
+//! One jsonrpsee service answers JSON-RPC over HTTP `POST` and over WebSocket on the same port,
+//! behind the server's own accept loop (`connection.rs`), which knows each peer's address and
+//! writes through a bounded queue (`outgoing.rs`); small tower layers in front of jsonrpsee
+//! answer `GET /health` and `GET /metrics` (`http.rs`), read request bodies whole within a
+//! deadline (`body.rs`) and count each address's connections (`connection.rs`, `address.rs`).
+//! Everything that comes from outside is bounded here: request and response sizes, connections
+//! (in all and per address), subscriptions (per connection and per address), batch lengths, what
+//! a WebSocket may leave unread, and time — for a connection's first request, for a request
+//! body, and for a WebSocket that sends nothing (jsonrpsee's pings); page sizes, the faucet and
+//! clock moves are bounded by the methods.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -15,9 +18,14 @@ use std::time::Duration;
 use atoma_api::rpc::{DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_MAX_RESPONSE_BODY_BYTES};
 use atoma_contract::{ObjectId, TOMA};
 use atoma_ledger::Node;
-use jsonrpsee::server::{BatchRequestConfig, PingConfig, Server, ServerConfig, ServerHandle};
+use jsonrpsee::server::{
+    BatchRequestConfig, Methods, PingConfig, Server, ServerConfig, ServerHandle, stop_channel,
+};
+use tokio::net::TcpListener;
 
+use crate::address::{AddressLimits, PerAddress};
 use crate::body::CompleteBodiesLayer;
+use crate::connection::{ConnectionSettings, PerAddressLayer};
 use crate::http::HealthAndMetricsLayer;
 use crate::methods;
 
@@ -27,8 +35,16 @@ pub const DEFAULT_PORT: u16 = 9000;
 pub const DEFAULT_MAX_BUFFERED_BODY_BYTES: u64 = 32 * 1024 * 1024;
 /// Simultaneous HTTP requests and WebSocket connections.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 128;
+/// Simultaneous HTTP requests and WebSocket connections from one IP address: three quarters of
+/// [`DEFAULT_MAX_CONNECTIONS`], so that one address never takes the last 32 slots while a local
+/// tool (a load test, a CLI script, an agent) on loopback still gets many.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: u32 = 96;
 /// Live `atoma_subscribeEvents` subscriptions per WebSocket connection.
 pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 16;
+/// Live `atoma_subscribeEvents` subscriptions of one IP address over all its connections.
+pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_ADDRESS: u32 = 128;
+/// 2 MiB: what a WebSocket may leave unread (some 3,000 event notifications) before it is cut.
+pub const DEFAULT_WS_SEND_BUFFER_BYTES: u64 = 2 * 1024 * 1024;
 /// Calls in one JSON-RPC batch.
 pub const DEFAULT_MAX_BATCH_LEN: u32 = 32;
 /// 10 s for a new connection to send its first request's headers.
@@ -57,8 +73,11 @@ pub struct RpcConfig {
     /// [`DEFAULT_MAX_RESPONSE_BODY_BYTES`], is also the client's limit.
     pub max_response_body_bytes: u32,
     /// Simultaneous HTTP requests (from complete body to answer) and WebSocket connections;
-    /// more are refused with HTTP 429.
+    /// more are refused with HTTP 429 (`ETooManyConnections`).
     pub max_connections: u32,
+    /// The same, from one remote IP address (a WebSocket counts until its TCP connection is
+    /// gone); more are refused with HTTP 429 and `ETooManyConnectionsFromAddress`.
+    pub max_connections_per_address: u32,
     /// What the bodies of JSON-RPC `POST`s being read (before their requests take a slot of
     /// [`RpcConfig::max_connections`]) may buffer together; at least
     /// [`RpcConfig::max_request_body_bytes`]. Each body reserves its announced `Content-Length`
@@ -67,6 +86,14 @@ pub struct RpcConfig {
     pub max_buffered_body_bytes: u64,
     /// More get [`atoma_api::rpc::codes::TOO_MANY_SUBSCRIPTIONS`].
     pub max_subscriptions_per_connection: u32,
+    /// Live subscriptions of one remote IP address over all its connections; more get
+    /// [`atoma_api::rpc::codes::TOO_MANY_SUBSCRIPTIONS`] with `ETooManySubscriptionsFromAddress`.
+    pub max_subscriptions_per_address: u32,
+    /// What the server keeps queued for a WebSocket that does not read: when more than this
+    /// was already waiting before a message, the connection is closed with code 1008 and reason
+    /// `ESendBufferFull` after what was queued (a subscriber resumes with `from`). The server's
+    /// writers never wait on a peer.
+    pub ws_send_buffer_bytes: u64,
     /// Longer batches are refused whole.
     pub max_batch_len: u32,
     /// A new connection that has not sent its first request's headers this long after it was
@@ -99,8 +126,11 @@ impl Default for RpcConfig {
             max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
             max_response_body_bytes: DEFAULT_MAX_RESPONSE_BODY_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             max_buffered_body_bytes: DEFAULT_MAX_BUFFERED_BODY_BYTES,
             max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            max_subscriptions_per_address: DEFAULT_MAX_SUBSCRIPTIONS_PER_ADDRESS,
+            ws_send_buffer_bytes: DEFAULT_WS_SEND_BUFFER_BYTES,
             max_batch_len: DEFAULT_MAX_BATCH_LEN,
             first_request_timeout: DEFAULT_FIRST_REQUEST_TIMEOUT,
             request_body_timeout: DEFAULT_REQUEST_BODY_TIMEOUT,
@@ -146,6 +176,8 @@ pub(crate) struct Context {
     pub package_id: ObjectId,
     pub config: RpcConfig,
     pub metrics: Arc<crate::http::RpcMetrics>,
+    /// What each remote address holds.
+    pub addresses: Arc<AddressLimits>,
 }
 
 /// A running server. It runs while any clone of its handle is alive: dropping the last one stops
@@ -211,30 +243,49 @@ pub async fn serve(node: impl Into<Node>, config: RpcConfig) -> Result<RpcServer
     validate(&config)?;
     let bind_error = |source| ServeError::Bind { addr: config.listen_addr, source };
     let metrics = Arc::new(crate::http::RpcMetrics::default());
+    let addresses = AddressLimits::new(PerAddress {
+        connections: config.max_connections_per_address,
+        subscriptions: config.max_subscriptions_per_address,
+    });
     let package_id = node.chain_info().package_id;
-    let context =
-        Context { node: node.clone(), package_id, config: config.clone(), metrics: Arc::clone(&metrics) };
+    let context = Context {
+        node: node.clone(),
+        package_id,
+        config: config.clone(),
+        metrics: Arc::clone(&metrics),
+        addresses: Arc::clone(&addresses),
+    };
     let module = methods::module(context).map_err(|e| ServeError::Register(e.to_string()))?;
-    // Outermost first: `/health` and `/metrics` need no body; bodies are read whole before
-    // jsonrpsee takes a connection slot for the request.
-    let http = tower::ServiceBuilder::new().layer(HealthAndMetricsLayer::new(node, metrics)).layer(
-        CompleteBodiesLayer::new(
+    // Outermost first: `/health` and `/metrics` need no body; bodies are read whole before a
+    // request counts against its address or takes a connection slot of jsonrpsee's.
+    let http = tower::ServiceBuilder::new()
+        .layer(HealthAndMetricsLayer::new(node, Arc::clone(&metrics)))
+        .layer(CompleteBodiesLayer::new(
             config.request_body_timeout,
             config.max_request_body_bytes,
             usize::try_from(config.max_buffered_body_bytes).unwrap_or(usize::MAX),
-        ),
-    );
+        ))
+        .layer(PerAddressLayer::new(addresses));
     let rpc = jsonrpsee::core::middleware::RpcServiceBuilder::new()
         .layer_fn(crate::middleware::NameHttpSubscriptions);
-    let server = Server::builder()
+    let listener = TcpListener::bind(config.listen_addr).await.map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    let builder = Server::builder()
         .set_config(server_config(&config))
         .set_http_middleware(http)
         .set_rpc_middleware(rpc)
-        .build(config.listen_addr)
-        .await
-        .map_err(bind_error)?;
-    let addr = server.local_addr().map_err(bind_error)?;
-    let handle = server.start(module);
+        .to_service_builder();
+    let (stop, handle) = stop_channel();
+    let methods = Methods::from(module);
+    let settings = ConnectionSettings {
+        first_request_timeout: config.first_request_timeout,
+        send_buffer_bytes: usize::try_from(config.ws_send_buffer_bytes).unwrap_or(usize::MAX),
+        grace: config.ws_idle_timeout,
+        metrics: Arc::clone(&metrics),
+    };
+    let per_connection = stop.clone();
+    let make = move || builder.clone().build(methods.clone(), per_connection.clone());
+    tokio::spawn(crate::connection::accept(listener, make, stop, settings));
     Ok(RpcServerHandle { addr, handle })
 }
 
@@ -268,10 +319,13 @@ fn validate(config: &RpcConfig) -> Result<(), ServeError> {
         return bad("the buffered body budget must hold at least one body of the largest size");
     }
     if config.max_connections == 0
+        || config.max_connections_per_address == 0
         || config.max_subscriptions_per_connection == 0
+        || config.max_subscriptions_per_address == 0
         || config.max_batch_len == 0
+        || config.ws_send_buffer_bytes == 0
     {
-        return bad("connection, subscription and batch limits must be > 0");
+        return bad("connection, subscription, batch and send buffer limits must be > 0");
     }
     let timeouts = [config.first_request_timeout, config.request_body_timeout, config.ws_idle_timeout];
     if timeouts.contains(&Duration::ZERO) {

@@ -17,6 +17,7 @@
 //! ledger open while the server holds a handle: its subscriptions stay open and receive nothing
 //! more, and end when the server stops.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use atoma_api::rpc::{SUBSCRIBE_EVENTS, UNSUBSCRIBE_EVENTS};
@@ -29,13 +30,15 @@ use jsonrpsee::core::{RegisterMethodError, SubscriptionError as CloseError};
 use jsonrpsee::server::{PendingSubscriptionSink, SubscriptionCloseResponse, SubscriptionSink};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 
-use crate::error::RpcError;
+use crate::address::Kind;
+use crate::connection::Peer;
+use crate::error::{RpcError, RpcErrorName};
 use crate::params::Args;
 use crate::server::Context;
 
 pub(crate) fn register(m: &mut RpcModule<Context>) -> Result<(), RegisterMethodError> {
-    m.register_subscription(SUBSCRIBE_EVENTS, SUBSCRIBE_EVENTS, UNSUBSCRIBE_EVENTS, |p, pending, c, _| {
-        subscribe(p, pending, c)
+    m.register_subscription(SUBSCRIBE_EVENTS, SUBSCRIBE_EVENTS, UNSUBSCRIBE_EVENTS, |p, pending, c, ext| {
+        subscribe(p, pending, c, ext.get::<Peer>().map(|peer| peer.ip))
     })?;
     Ok(())
 }
@@ -44,34 +47,59 @@ async fn subscribe(
     params: Params<'static>,
     pending: PendingSubscriptionSink,
     c: Arc<Context>,
+    peer: Option<IpAddr>,
 ) -> SubscriptionCloseResponse {
-    let parsed = crate::methods::serving(&c).and_then(|()| Args::parse(&params, &["filter"]));
-    let filter = match parsed.and_then(|args| args.filter(0)) {
-        Ok(filter) => filter,
+    let parsed = crate::methods::serving(&c).and_then(|()| Args::parse(&params, &["filter", "from"]));
+    let args = parsed.and_then(|args| Ok((args.filter(0)?, args.optional::<EventId>(1)?)));
+    let (filter, from) = match args {
+        Ok(args) => args,
         Err(e) => {
             pending.reject(ErrorObjectOwned::from(e)).await;
             return SubscriptionCloseResponse::None;
         }
     };
-    // Subscribe first, then note the newest event: anything after it is new, anything up to it
-    // that the live feed repeats is dropped.
+    // Held while the subscription lives. A peer without an address (none today) is not counted.
+    let permit = match peer.map(|ip| c.addresses.try_acquire(ip, Kind::Subscription)) {
+        Some(None) => {
+            let name = RpcErrorName::ETooManySubscriptionsFromAddress;
+            pending.reject(ErrorObjectOwned::from(RpcError::named_rpc(name.json_rpc_code(), name))).await;
+            return SubscriptionCloseResponse::None;
+        }
+        Some(Some(permit)) => Some(permit),
+        None => None,
+    };
+    // Subscribe first, then note where delivery starts: the newest event, or the client's
+    // `from`. Anything after it is delivered — from the log first when `from` is given — and
+    // anything up to it that the live feed repeats is dropped.
     let live = c.node.ledger().subscribe(filter.clone());
-    let last = match newest_event(&c) {
+    let last = match from.map_or_else(|| newest_event(&c), |from| event_at(&c, from)) {
         Ok(last) => last,
         Err(e) => {
-            pending.reject(ErrorObjectOwned::from(RpcError::from(e))).await;
+            pending.reject(ErrorObjectOwned::from(e)).await;
             return SubscriptionCloseResponse::None;
         }
     };
-    let Ok(sink) = pending.accept().await else { return SubscriptionCloseResponse::None };
+    // Counted before the client hears of it, so the gauge never lags its answer.
     let _active = c.metrics.subscription_opened();
-    Forwarder { c, filter, sink, live, last }.run().await
+    let Ok(sink) = pending.accept().await else { return SubscriptionCloseResponse::None };
+    let _permit = permit;
+    Forwarder { c, filter, sink, live, last }.run(from.is_some()).await
 }
 
 /// The position and id of the newest event in the log, if any.
-fn newest_event(c: &Context) -> Result<Option<Delivered>, atoma_ledger::ChainError> {
+fn newest_event(c: &Context) -> Result<Option<Delivered>, RpcError> {
     let page = c.node.ledger().query_events(&EventFilter::All, None, Some(1), true)?;
     Ok(page.data.first().map(Delivered::of))
+}
+
+/// The position and id of the event `id`; `EInvalidCursor` when no event has it.
+fn event_at(c: &Context, id: EventId) -> Result<Option<Delivered>, RpcError> {
+    let found = c.node.ledger().transaction(&id.tx_digest)?;
+    let record = found.and_then(|tx| tx.outcome.events.into_iter().find(|e| e.id == id));
+    match record {
+        Some(record) => Ok(Some(Delivered::of(&record))),
+        None => Err(RpcError::from(LedgerError::EInvalidCursor)),
+    }
 }
 
 /// The last event delivered (or known to predate the subscription).
@@ -104,19 +132,29 @@ enum Stop {
 }
 
 impl Forwarder {
-    async fn run(mut self) -> SubscriptionCloseResponse {
-        let stop = loop {
-            let next = tokio::select! {
-                () = self.sink.closed() => break Stop::Disconnected,
-                next = self.live.recv() => next,
-            };
-            let step = match next {
-                Ok(record) => self.deliver(&record).await,
-                Err(SubscriptionError::Lagged(_)) => self.catch_up().await,
-                Err(SubscriptionError::Closed) => Err(Stop::Failed(LedgerError::EChainStopped)),
-            };
-            if let Err(stop) = step {
-                break stop;
+    /// Forwards until the client leaves or the chain fails; `catch_up_first` when the client
+    /// named where to start, so the log's events after it come before the live ones.
+    async fn run(mut self, catch_up_first: bool) -> SubscriptionCloseResponse {
+        let first = if catch_up_first { self.catch_up().await } else { Ok(()) };
+        let stop = if let Err(stop) = first {
+            stop
+        } else {
+            loop {
+                let next = tokio::select! {
+                    () = self.sink.closed() => break Stop::Disconnected,
+                    next = self.live.recv() => next,
+                };
+                let step = match next {
+                    Ok(record) => self.deliver(&record).await,
+                    Err(SubscriptionError::Lagged(_)) => {
+                        self.c.metrics.subscription_caught_up();
+                        self.catch_up().await
+                    }
+                    Err(SubscriptionError::Closed) => Err(Stop::Failed(LedgerError::EChainStopped)),
+                };
+                if let Err(stop) = step {
+                    break stop;
+                }
             }
         };
         match stop {
@@ -155,7 +193,6 @@ impl Forwarder {
 
     /// Reads what the live feed dropped back from the log, after the last delivered event.
     async fn catch_up(&mut self) -> Result<(), Stop> {
-        self.c.metrics.subscription_caught_up();
         loop {
             let cursor = self.last.map(|l| l.id);
             let page = self

@@ -270,3 +270,62 @@ pub async fn rpc(addr: SocketAddr, method: &str, params: Value) -> Value {
     let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     post(addr, &body.to_string()).await.1
 }
+
+/// A TCP connection to `addr` from the loopback address `from` (any of 127.0.0.0/8 on Linux), so
+/// that one test can be several peers.
+pub async fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::from((from, 0))).expect("binds the client address");
+    socket.connect(addr).await.expect("connects")
+}
+
+/// A WebSocket handshake by hand on `stream`; returns the status line's code and the head.
+pub async fn ws_handshake(stream: &mut TcpStream) -> (u16, String) {
+    let request = "GET / HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.expect("writes");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stream.read_u8().await.expect("the handshake answer"));
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head)
+}
+
+/// A client's text frame, masked with a zero key (so the payload stays readable).
+pub fn masked_text(payload: &str) -> Vec<u8> {
+    let mut frame = vec![0x81];
+    match payload.len() {
+        n if n < 126 => frame.extend_from_slice(&[0x80 | n as u8]),
+        n => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend_from_slice(payload.as_bytes());
+    frame
+}
+
+/// One frame a server sent: its opcode and payload; `None` when the connection ended.
+pub async fn read_frame(stream: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut head = [0u8; 2];
+    stream.read_exact(&mut head).await.ok()?;
+    let len = match head[1] & 0x7f {
+        126 => u64::from(stream.read_u16().await.ok()?),
+        127 => stream.read_u64().await.ok()?,
+        n => u64::from(n),
+    };
+    let mut payload = vec![0; usize::try_from(len).ok()?];
+    stream.read_exact(&mut payload).await.ok()?;
+    Some((head[0] & 0x0f, payload))
+}
+
+/// The value of the counter or gauge `name` in the server's `/metrics`.
+pub async fn metric(addr: SocketAddr, name: &str) -> u64 {
+    let (_, text) = http(addr, "GET", "/metrics", b"").await;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
