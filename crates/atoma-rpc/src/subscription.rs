@@ -8,8 +8,10 @@
 //!  "params": {"subscription": 8215650176, "result": {"id": {…}, "type": "…", "parsedJson": {…}, …}}}
 //! ```
 //!
-//! The ledger's broadcast drops events for a subscriber that falls more than its buffer behind (a
-//! slow WebSocket reader makes its forwarder wait). The forwarder then does not give up: it reads
+//! The ledger's broadcast drops events for a subscriber that falls more than its buffer behind
+//! (its forwarder outrun by the chain; a WebSocket reader that is slow does not hold it up, as its
+//! writes are queued and the connection is cut when the queue is full). The forwarder then does
+//! not give up: it reads
 //! the missed events back from the log with the same filter, starting after the last event it
 //! delivered, and drops live events it has already delivered — so the client sees no gap and no
 //! repeat. If the ledger's live feed closes (the ledger was dropped), the subscription ends with an

@@ -55,14 +55,8 @@ async fn start_post(addr: SocketAddr, body: &[u8], sent: usize) -> TcpStream {
 /// A WebSocket opened by hand: a client that never answers a ping.
 async fn open_websocket(addr: SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.expect("connects");
-    let request = "GET / HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-    stream.write_all(request.as_bytes()).await.expect("writes");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(stream.read_u8().await.expect("the handshake answer"));
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    let (status, head) = ws_handshake(&mut stream).await;
+    assert_eq!(status, 101, "{head}");
     stream
 }
 
